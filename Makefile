@@ -1,0 +1,93 @@
+# Development and CI entry points. See README.md.
+#   make deps         apt packages + .venv (test tools only) + editable installs of the components
+#   make test         ruff, then every test (components' */tests and tests/)
+#   make lint         ruff check + ruff format --check
+#   make stack        local PostgreSQL + RabbitMQ under run/ (STACK_ARGS="--pg-port 6543 ...")
+#   make stack-down / stack-status
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := test
+
+SYSTEM_PYTHON := /usr/bin/python3
+VENV := .venv
+PY := $(VENV)/bin/python
+COMPONENTS := confdb agid ctid confgend tools
+COMPONENT_PROJECTS := $(wildcard $(addsuffix /pyproject.toml,$(COMPONENTS)))
+DEPS_STAMP := $(VENV)/.deps-stamp
+PYTEST_ARGS ?=
+STACK_ARGS ?=
+
+# Runtime libraries come from bookworm (the versions the appliance ships); the servers are for the
+# test harness and the local stack. setpriv (util-linux) runs PostgreSQL as "postgres" when we are root.
+APT_PACKAGES := \
+	postgresql-15 postgresql-client-15 rabbitmq-server util-linux \
+	python3 python3-venv python3-pip python3-setuptools python3-wheel \
+	python3-psycopg python3-psycopg-pool python3-twisted python3-sqlalchemy python3-alembic \
+	python3-pika python3-jinja2 python3-yaml python3-psycopg2 graphviz
+
+SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
+# stack-down/status must work without a venv.
+STACK_PYTHON = $(firstword $(wildcard $(PY)) $(SYSTEM_PYTHON))
+
+.PHONY: deps apt-deps test lint stack stack-down stack-status clean
+
+deps: $(DEPS_STAMP)
+
+# Installs only what is missing. A policy-rc.d that denies starts keeps the packages' own
+# PostgreSQL/RabbitMQ/epmd services from starting (we run private instances); an existing policy is kept.
+apt-deps:
+	@missing=""; \
+	for pkg in $(APT_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}\n' "$$pkg" 2>/dev/null | grep -qx 'install ok installed' || missing="$$missing $$pkg"; \
+	done; \
+	if [ -z "$$missing" ]; then echo "apt: all packages present"; exit 0; fi; \
+	echo "apt: installing$$missing"; \
+	policy=/usr/sbin/policy-rc.d; \
+	if [ ! -e "$$policy" ]; then \
+	  printf '#!/bin/sh\n# temporary, from the PBX Makefile: no service starts during install\nexit 101\n' \
+	    | $(SUDO) tee "$$policy" >/dev/null; \
+	  $(SUDO) chmod 755 "$$policy"; \
+	  trap '$(SUDO) rm -f "$$policy"' EXIT; \
+	fi; \
+	$(SUDO) apt-get update -qq; \
+	$(SUDO) env DEBIAN_FRONTEND=noninteractive \
+	  apt-get install -y -qq --no-install-recommends $$missing </dev/null
+
+$(DEPS_STAMP): Makefile requirements-dev.txt $(COMPONENT_PROJECTS) | apt-deps
+	@if [ -e $(VENV) ] && ! { grep -qx 'home = /usr/bin' $(VENV)/pyvenv.cfg \
+	  && grep -qx 'include-system-site-packages = true' $(VENV)/pyvenv.cfg; } 2>/dev/null; then \
+	  echo "venv: $(VENV) is not a --system-site-packages venv of $(SYSTEM_PYTHON); recreating"; rm -rf $(VENV); \
+	fi
+	@[ -x $(PY) ] || { echo "venv: creating $(VENV)"; $(SYSTEM_PYTHON) -m venv --system-site-packages $(VENV); }
+	@echo "venv: installing requirements-dev.txt"
+	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	@for project in $(COMPONENT_PROJECTS); do \
+	  dir=$$(dirname "$$project"); echo "venv: editable install of $$dir"; \
+	  $(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation \
+	    --config-settings editable_mode=compat -e "./$$dir"; \
+	done
+	@touch $@
+
+test: deps
+	$(VENV)/bin/ruff check .
+	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5), counted as success"; rc=0; fi; \
+	exit $$rc
+
+lint: deps
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+stack: deps
+	PYTHONPATH=tests $(PY) -m harness.stack up $(STACK_ARGS)
+
+stack-down:
+	PYTHONPATH=tests $(STACK_PYTHON) -m harness.stack down $(STACK_ARGS)
+
+stack-status:
+	PYTHONPATH=tests $(STACK_PYTHON) -m harness.stack status $(STACK_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache .hypothesis
+	find . -name __pycache__ -type d -prune -not -path './run/*' -exec rm -rf {} +

@@ -1,0 +1,277 @@
+"""The local development stack: ``python -m harness.stack up|down|status``.
+
+A private PostgreSQL cluster (``run/postgres``) and RabbitMQ node (``run/rabbitmq``) on fixed loopback
+ports, detached so that ``up`` returns, with data kept across down/up. ``up`` runs the steps in
+``UP_STEPS`` in order; the database steps call ``pbx-admin`` from ``.venv/bin`` when it is installed
+and are skipped otherwise. ``run/stack.env`` gets the DSNs and URLs (``. run/stack.env``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from harness.ports import LOOPBACK, accepts
+from harness.postgres import PostgresServer
+from harness.procs import ServerError
+from harness.rabbitmq import RabbitMQServer
+
+REPO = Path(__file__).resolve().parents[2]
+WRITER_ROLE = "pbx_writer"
+
+
+@dataclass
+class Ports:
+    postgres: int = 5433
+    amqp: int = 5673
+    rabbitmq_dist: int = 25673
+    epmd: int = 4370
+
+
+@dataclass
+class Stack:
+    run_dir: Path
+    ports: Ports = field(default_factory=Ports)
+    demo_users: int = 20
+    demo: bool = True
+
+    @property
+    def pbx_admin(self) -> Path:
+        return REPO / ".venv" / "bin" / "pbx-admin"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.run_dir / "secrets"
+
+    @property
+    def env_file(self) -> Path:
+        return self.run_dir / "stack.env"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "stack.json"
+
+    def postgres(self) -> PostgresServer:
+        return PostgresServer(self.run_dir / "postgres", self.ports.postgres, detached=True)
+
+    def rabbitmq(self) -> RabbitMQServer:
+        return RabbitMQServer(
+            self.run_dir / "rabbitmq",
+            self.ports.amqp,
+            dist_port=self.ports.rabbitmq_dist,
+            epmd_port=self.ports.epmd,
+            detached=True,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """What run/stack.env holds, and what the pbx-admin steps get in their environment."""
+        amqp_url = self.rabbitmq().url
+        env = {
+            "PBX_STACK_DIR": str(self.run_dir),
+            "PBX_PG_HOST": LOOPBACK,
+            "PBX_PG_PORT": str(self.ports.postgres),
+            "PBX_PG_SUPERUSER_DSN": self.postgres().superuser_dsn("postgres"),
+            "PBX_AMQP_URL": amqp_url,
+            "PBX_SECRETS_DIR": str(self.secrets_dir),
+            "PBX_ADMIN_BUS_URL": amqp_url,
+        }
+        writer_dsn = self.secrets_dir / f"{WRITER_ROLE}.dsn"
+        if writer_dsn.exists():
+            env["PBX_ADMIN_DSN"] = writer_dsn.read_text().strip()
+        return env
+
+
+# -- steps of `up`: each returns a one-line result; raise StepError to stop -------------------------
+
+
+class StepError(RuntimeError):
+    pass
+
+
+def start_postgres(stack: Stack) -> str:
+    server = stack.postgres()
+    state = "already running" if server.running else "started"
+    server.start()
+    return f"{state} on {LOOPBACK}:{server.port}, data {server.data_dir}"
+
+
+def start_rabbitmq(stack: Stack) -> str:
+    server = stack.rabbitmq()
+    state = "already running" if server.running else "started"
+    server.start()
+    return f"{state} on {LOOPBACK}:{server.port}, node {server.node}"
+
+
+def write_env(stack: Stack) -> str:
+    lines = [f"{key}={shlex.quote(value)}" for key, value in stack.environment().items()]
+    header = "# written by `python -m harness.stack up`; use: set -a; . run/stack.env; set +a\n"
+    _write_private(stack.env_file, header + "\n".join(lines) + "\n")
+    return str(stack.env_file)
+
+
+def db_init(stack: Stack) -> str:
+    """Hook: roles, database and migrations, by confdb's writer CLI."""
+    server = stack.postgres()
+    return _pbx_admin(
+        stack,
+        "db", "init",
+        "--superuser-dsn", server.superuser_dsn("postgres"),
+        "--host", LOOPBACK,
+        "--port", str(server.port),
+        "--secrets-dir", str(stack.secrets_dir),
+    )  # fmt: skip
+
+
+def load_demo(stack: Stack) -> str:
+    """Hook: demo data, once (run/.demo-loaded records it; remove that file to load again)."""
+    stamp = stack.run_dir / ".demo-loaded"
+    if not stack.demo:
+        return "skipped (--no-demo)"
+    if stamp.exists():
+        return f"skipped (loaded before; remove {stamp} to load again)"
+    result = _pbx_admin(stack, "demo", "--users", str(stack.demo_users))
+    if not result.startswith("skipped"):
+        stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
+    return result
+
+
+UP_STEPS: list[tuple[str, Callable[[Stack], str]]] = [
+    ("postgres", start_postgres),
+    ("rabbitmq", start_rabbitmq),
+    ("stack.env", write_env),
+    ("create roles + migrate", db_init),
+    ("demo data", load_demo),
+    ("stack.env (with role DSNs)", write_env),
+]
+
+
+def _pbx_admin(stack: Stack, *args: str) -> str:
+    if not stack.pbx_admin.exists():
+        return f"skipped ({stack.pbx_admin} is not installed yet)"
+    probe = subprocess.run([str(stack.pbx_admin), args[0], "--help"], capture_output=True, check=False)
+    if probe.returncode != 0:
+        return f"skipped (pbx-admin has no {args[0]!r} command yet)"
+    cmd = [str(stack.pbx_admin), *args]
+    result = subprocess.run(
+        cmd,
+        env=os.environ | stack.environment(),
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise StepError(
+            f"pbx-admin {' '.join(args[:2])} failed (exit {result.returncode}):\n"
+            f"{result.stdout}{result.stderr}"
+        )
+    summary = ", ".join(" ".join(line.split()) for line in result.stdout.splitlines() if line.strip())
+    return f"pbx-admin {' '.join(args[:2])}: {summary[:300] or 'done'}"
+
+
+def _write_private(path: Path, text: str) -> None:
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as out:
+        out.write(text)
+    tmp.replace(path)
+
+
+# -- commands -----------------------------------------------------------------------------------------
+
+
+def up(stack: Stack) -> int:
+    saved = _load_ports(stack)
+    if saved is not None and saved != stack.ports and _anything_running(Stack(stack.run_dir, saved)):
+        print(f"the stack runs with other ports ({asdict(saved)}): run `down` first", file=sys.stderr)
+        return 1
+    stack.run_dir.mkdir(parents=True, exist_ok=True)
+    _write_private(stack.state_file, json.dumps({"ports": asdict(stack.ports)}, indent=1) + "\n")
+    total = time.monotonic()
+    for number, (name, step) in enumerate(UP_STEPS, 1):
+        print(f"[{number}/{len(UP_STEPS)}] {name} ...", flush=True)
+        started = time.monotonic()
+        try:
+            result = step(stack)
+        except (ServerError, StepError) as exc:
+            print(f"      FAILED after {time.monotonic() - started:.1f}s: {exc}", file=sys.stderr)
+            return 1
+        print(f"      {result} ({time.monotonic() - started:.1f}s)", flush=True)
+    print(f"stack up in {time.monotonic() - total:.1f}s; environment: {stack.env_file}")
+    return 0
+
+
+def down(stack: Stack) -> int:
+    stack.ports = _load_ports(stack) or stack.ports
+    for name, server in (("rabbitmq", stack.rabbitmq()), ("postgres", stack.postgres())):
+        started = time.monotonic()
+        running = server.running
+        print(f"{name} ...", end=" ", flush=True)
+        server.stop()
+        print(f"{'stopped' if running else 'was not running'} ({time.monotonic() - started:.1f}s)")
+    return 0
+
+
+def status(stack: Stack) -> int:
+    stack.ports = _load_ports(stack) or stack.ports
+    pg, rabbit = stack.postgres(), stack.rabbitmq()
+    rows = [
+        ("postgres", pg.pid, pg.port, f"data {pg.data_dir}, log {pg.log_file}"),
+        ("rabbitmq", rabbit.pid, rabbit.port, f"node {rabbit.node}, log {rabbit.log_file}"),
+    ]
+    for name, pid, port, where in rows:
+        state = f"running (pid {pid})" if pid else "stopped"
+        listening = "accepting" if accepts(port) else "not listening"
+        print(f"{name:<9} {state:<22} {LOOPBACK}:{port} {listening:<13} {where}")
+    print(f"env       {stack.env_file if stack.env_file.exists() else '(none yet)'}")
+    return 0
+
+
+def _load_ports(stack: Stack) -> Ports | None:
+    try:
+        saved = json.loads(stack.state_file.read_text())["ports"]
+        return Ports(**saved)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _anything_running(stack: Stack) -> bool:
+    return stack.postgres().running or stack.rabbitmq().running
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m harness.stack",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("command", choices=("up", "down", "status"))
+    parser.add_argument("--run-dir", type=Path, default=REPO / "run", help="default: <repo>/run")
+    defaults = Ports()
+    parser.add_argument("--pg-port", type=int, default=defaults.postgres)
+    parser.add_argument("--amqp-port", type=int, default=defaults.amqp)
+    parser.add_argument("--rabbitmq-dist-port", type=int, default=defaults.rabbitmq_dist)
+    parser.add_argument("--epmd-port", type=int, default=defaults.epmd)
+    parser.add_argument("--demo-users", type=int, default=20, help="users made by the demo step")
+    parser.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    args = parser.parse_args(argv)
+    stack = Stack(
+        run_dir=args.run_dir.absolute(),
+        ports=Ports(args.pg_port, args.amqp_port, args.rabbitmq_dist_port, args.epmd_port),
+        demo_users=args.demo_users,
+        demo=not args.no_demo,
+    )
+    commands: dict[str, Callable[[Stack], int]] = {"up": up, "down": down, "status": status}
+    return commands[args.command](stack)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""The local stack's up/status/down, in a temporary run directory on free ports."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import psycopg
+import pytest
+
+from harness import stack
+from harness.ports import accepts, free_port
+
+
+@pytest.fixture
+def run_dir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="pbx-test-stack-"))
+    path.chmod(0o755)  # like run/ in the repo: PostgreSQL runs as "postgres" and must reach run/postgres
+    try:
+        yield path
+    finally:
+        stack.main(["down", "--run-dir", str(path)])
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def _env(path: Path) -> dict[str, str]:
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and line[0] != "#")
+    return {key: value.strip("'") for key, value in pairs}
+
+
+def test_up_status_down_up(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    ports = [free_port() for _ in range(4)]
+    flags = ["--run-dir", str(run_dir), "--no-demo", "--pg-port", str(ports[0]), "--amqp-port", str(ports[1])]
+    flags += ["--rabbitmq-dist-port", str(ports[2]), "--epmd-port", str(ports[3])]
+    assert stack.main(["up", *flags]) == 0
+    env = _env(run_dir / "stack.env")
+    with psycopg.connect(env["PBX_PG_SUPERUSER_DSN"]) as conn:
+        conn.execute("CREATE TABLE kept (v int)")
+    pika.BlockingConnection(pika.URLParameters(env["PBX_AMQP_URL"])).close()
+
+    assert stack.main(["status", "--run-dir", str(run_dir)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("running (pid") == 2, out
+
+    assert stack.main(["down", "--run-dir", str(run_dir)]) == 0
+    assert not accepts(ports[0]) and not accepts(ports[1])
+    capsys.readouterr()
+    assert stack.main(["status", "--run-dir", str(run_dir)]) == 0
+    assert capsys.readouterr().out.count("stopped") == 2
+
+    assert stack.main(["up", *flags]) == 0
+    assert _env(run_dir / "stack.env")["PBX_AMQP_URL"] == env["PBX_AMQP_URL"]
+    with psycopg.connect(env["PBX_PG_SUPERUSER_DSN"]) as conn:
+        assert conn.execute("SELECT count(*) FROM kept").fetchone() == (0,)
