@@ -1,0 +1,1 @@
+"""confdb: the PBX configuration database (schema, validation, queries, outbox, pbx-admin)."""

@@ -1,0 +1,1 @@
+"""pbx-admin: the single writer of the PBX configuration database."""

@@ -1,0 +1,96 @@
+"""What every pbx-admin command receives: the configuration, a database connection, output helpers."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+CONFIG_FILE = Path("/etc/pbx-admin/config.yml")
+DEFAULTS: dict[str, Any] = {
+    "db": {"dsn": "", "dsn_file": "", "connect_timeout": 5, "statement_timeout_ms": 60000},
+    "bus": {"url": "", "exchange": "pbx.config", "publish_timeout": 2.0},
+    "sip": {"realm": "pbx"},
+    "directory": {"country": "FR"},  # where phonebook numbers are dialled from (reverse lookup)
+}
+
+
+class CommandError(Exception):
+    """A failure to report to the user in one line, with exit status 1."""
+
+
+@dataclass
+class Context:
+    settings: dict[str, Any]
+    json_output: bool = False
+
+    @contextmanager
+    def connect(self) -> Iterator[psycopg.Connection[Any]]:
+        dsn = self.settings["db"]["dsn"]
+        if not dsn and self.settings["db"]["dsn_file"]:
+            try:
+                dsn = Path(self.settings["db"]["dsn_file"]).read_text().strip()
+            except OSError as exc:
+                raise CommandError(f"cannot read db.dsn_file: {exc}") from None
+        if not dsn:
+            raise CommandError(
+                f"no database configured: set db.dsn in {CONFIG_FILE} (or conf.d/), PBX_ADMIN_DSN, or --dsn"
+            )
+        timeout_ms = int(self.settings["db"]["statement_timeout_ms"])
+        try:
+            conn = psycopg.connect(
+                dsn,
+                connect_timeout=int(self.settings["db"]["connect_timeout"]),
+                options=f"-c statement_timeout={timeout_ms}",
+            )
+        except psycopg.OperationalError as exc:
+            raise CommandError(f"cannot connect to the database: {str(exc).strip()}") from None
+        with conn:
+            yield conn
+
+    @contextmanager
+    def write(self) -> Iterator[psycopg.Connection[Any]]:
+        """One transaction; on commit, publish its events right away (best effort, the relay catches up)."""
+        with self.connect() as conn:
+            with conn.transaction():
+                yield conn
+            self.flush_events(conn)
+
+    def flush_events(self, conn: psycopg.Connection[Any]) -> None:
+        bus = self.settings["bus"]
+        if not bus["url"]:
+            return
+        from confdb import outbox
+
+        try:
+            outbox.publish_pending(
+                conn, bus["url"], exchange=bus["exchange"], timeout=float(bus["publish_timeout"])
+            )
+        except outbox.PublishError as exc:
+            print(
+                f"pbx-admin: events kept in the outbox, the relay will publish them ({exc})", file=sys.stderr
+            )
+
+    def emit(
+        self, rows: Sequence[dict[str, Any]] | dict[str, Any], columns: Sequence[str] | None = None
+    ) -> None:
+        if self.json_output:
+            print(json.dumps(rows, default=str, indent=2))
+            return
+        if isinstance(rows, dict):
+            width = max((len(k) for k in rows), default=0)
+            for key, value in rows.items():
+                print(f"{key:<{width}}  {'' if value is None else value}")
+            return
+        columns = list(columns or (rows[0].keys() if rows else []))
+        table = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
+        widths = [max([len(c)] + [len(row[i]) for row in table]) for i, c in enumerate(columns)]
+        print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
+        for row in table:
+            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())

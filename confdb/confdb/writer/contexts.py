@@ -1,0 +1,48 @@
+"""Contexts and their includes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import psycopg
+
+from confdb import events, validation
+from confdb.writer.errors import Conflict, NotFound
+
+CONTEXT_TYPES = ("internal", "incall", "outcall", "services")
+
+
+def context_id(conn: psycopg.Connection[Any], name: str, *, expected_type: str | None = None) -> int:
+    row = conn.execute("SELECT id, type FROM contexts WHERE name = %s", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"context {name!r} does not exist")
+    if expected_type and row[1] != expected_type:
+        raise Conflict(f"context {name!r} is of type {row[1]}, not {expected_type}")
+    return int(row[0])
+
+
+def create_context(conn: psycopg.Connection[Any], name: str, type_: str, description: str = "") -> int:
+    name = validation.identifier("context.name", name)
+    type_ = validation.choice("context.type", type_, CONTEXT_TYPES)
+    description = validation.text("context.description", description, required=False)
+    if conn.execute("SELECT 1 FROM contexts WHERE name = %s", (name,)).fetchone():
+        raise Conflict(f"context {name!r} already exists")
+    row = conn.execute(
+        "INSERT INTO contexts (name, type, description) VALUES (%s, %s, %s) RETURNING id",
+        (name, type_, description),
+    ).fetchone()
+    assert row is not None
+    events.emit(conn, "context", "created", id=row[0], name=name)
+    return int(row[0])
+
+
+def include(conn: psycopg.Connection[Any], name: str, included: str, position: int = 0) -> None:
+    parent, child = context_id(conn, name), context_id(conn, included)
+    if parent == child:
+        raise Conflict(f"context {name!r} cannot include itself")
+    conn.execute(
+        "INSERT INTO context_includes (context_id, included_context_id, position) VALUES (%s, %s, %s) "
+        "ON CONFLICT (context_id, included_context_id) DO UPDATE SET position = EXCLUDED.position",
+        (parent, child, position),
+    )
+    events.emit(conn, "context", "updated", id=parent, name=name, fields=["includes"])

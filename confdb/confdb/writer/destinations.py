@@ -1,0 +1,268 @@
+"""Where a call goes: destinations of incalls and schedules, and the extensions that reach groups and queues.
+
+A destination is stored as three columns (`<prefix>_type`, `<prefix>_id`, `<prefix>_number`). On the command
+line it is written `TYPE:REF`:
+
+    user:1001        a user, by extension, then CTI login, then id
+    group:sales      a ring group, by name, then id
+    queue:support    a queue, by name, then id
+    voicemail:1001   a voicemail box, by mailbox (context "default", or MAILBOX@CONTEXT), then id
+    number:+33612345678
+    hangup
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from confdb import events, validation
+from confdb.validation import ValidationError
+from confdb.writer.contexts import context_id
+from confdb.writer.errors import Conflict, NotFound
+
+ID_TYPES = ("user", "group", "queue", "voicemail")
+TYPES = (*ID_TYPES, "number", "hangup")
+_TABLES = {"user": "users", "group": "groups", "queue": "queues", "voicemail": "voicemails"}
+SYNTAX = "user:EXTEN|LOGIN|ID, group:NAME, queue:NAME, voicemail:MAILBOX[@CONTEXT], number:NUMBER or hangup"
+
+
+@dataclass(frozen=True)
+class Destination:
+    type: str
+    id: int | None = None
+    number: str | None = None
+
+    def columns(self) -> tuple[str, int | None, str | None]:
+        return self.type, self.id, self.number
+
+    @classmethod
+    def from_columns(cls, type_: str | None, id_: int | None, number: str | None) -> Destination | None:
+        return None if type_ is None else cls(type_, id_, number)
+
+
+def parse_destination(conn: psycopg.Connection[Any], text: str, *, field: str = "destination") -> Destination:
+    """A `TYPE:REF` string (see the module docstring) resolved to ids; NotFound names what is missing."""
+    if not isinstance(text, str):
+        raise ValidationError(field, f"must be text such as {SYNTAX}")
+    kind, sep, ref = text.strip().partition(":")
+    kind, ref = kind.strip().lower(), ref.strip()
+    if kind == "hangup" and not ref:
+        return Destination("hangup")
+    if kind not in TYPES or not sep or not ref:
+        raise ValidationError(field, f"{text!r} is not a destination; write {SYNTAX}")
+    if kind == "number":
+        return Destination("number", number=validation.dialable(field, ref))
+    if kind == "hangup":
+        raise ValidationError(field, "hangup takes no argument")
+    return Destination(kind, id=_RESOLVERS[kind](conn, ref))
+
+
+def _first(conn: psycopg.Connection[Any], queries: list[tuple[str, tuple[Any, ...]]]) -> int | None:
+    for query, params in queries:
+        row = conn.execute(query, params).fetchone()
+        if row is not None:
+            return int(row[0])
+    return None
+
+
+def _by_id(table: str, ref: str) -> list[tuple[str, tuple[Any, ...]]]:
+    return (
+        [(f"SELECT id FROM {table} WHERE id = %s", (int(ref),))]
+        if ref.isascii() and ref.isdigit() and len(ref) < 10
+        else []
+    )
+
+
+def find_user(conn: psycopg.Connection[Any], ref: str) -> int:
+    """A user by extension (internal contexts), then CTI login, then id."""
+    found = _first(
+        conn,
+        [
+            (
+                "SELECT e.user_id FROM extensions e JOIN contexts c ON c.id = e.context_id "
+                "WHERE e.type = 'user' AND e.exten = %s AND c.type = 'internal' "
+                "ORDER BY c.name = 'internal' DESC LIMIT 1",
+                (ref,),
+            ),
+            ("SELECT id FROM users WHERE cti_login = %s", (ref.lower(),)),
+            *_by_id("users", ref),
+        ],
+    )
+    if found is None:
+        raise NotFound(f"no user has extension, CTI login or id {ref!r}")
+    return found
+
+
+def find_group(conn: psycopg.Connection[Any], ref: str) -> int:
+    found = _first(conn, [("SELECT id FROM groups WHERE name = %s", (ref,)), *_by_id("groups", ref)])
+    if found is None:
+        raise NotFound(f"no ring group is named {ref!r}")
+    return found
+
+
+def find_queue(conn: psycopg.Connection[Any], ref: str) -> int:
+    found = _first(conn, [("SELECT id FROM queues WHERE name = %s", (ref,)), *_by_id("queues", ref)])
+    if found is None:
+        raise NotFound(f"no queue is named {ref!r}")
+    return found
+
+
+def find_voicemail(conn: psycopg.Connection[Any], ref: str) -> int:
+    """A voicemail box by MAILBOX@CONTEXT, or MAILBOX in context default, else the only box of that number."""
+    mailbox, _, context = ref.partition("@")
+    found = _first(
+        conn,
+        [("SELECT id FROM voicemails WHERE mailbox = %s AND context = %s", (mailbox, context or "default"))],
+    )
+    if found is None and not context:
+        rows = conn.execute(
+            "SELECT id, context FROM voicemails WHERE mailbox = %s ORDER BY context", (mailbox,)
+        ).fetchall()
+        if len(rows) > 1:
+            where = ", ".join(f"{mailbox}@{r[1]}" for r in rows)
+            raise Conflict(f"voicemail box {mailbox} exists in several contexts ({where}): say which")
+        found = int(rows[0][0]) if rows else _first(conn, _by_id("voicemails", ref))
+    if found is None:
+        raise NotFound(f"no voicemail box {ref!r} (MAILBOX, MAILBOX@CONTEXT or id)")
+    return found
+
+
+_RESOLVERS = {"user": find_user, "group": find_group, "queue": find_queue, "voicemail": find_voicemail}
+
+
+def check_destination(
+    conn: psycopg.Connection[Any], dest: Destination, *, field: str = "destination"
+) -> Destination:
+    """Check the shape of `dest` and that its target exists; returns it normalised."""
+    if not isinstance(dest, Destination):
+        raise ValidationError(field, f"must be a Destination, not {type(dest).__name__}")
+    if dest.type not in TYPES:
+        raise ValidationError(field, f"{dest.type!r} is not one of {', '.join(TYPES)}")
+    if dest.type == "hangup":
+        if dest.id is not None or dest.number is not None:
+            raise ValidationError(field, "hangup takes neither an id nor a number")
+        return dest
+    if dest.type == "number":
+        if dest.id is not None:
+            raise ValidationError(field, "a number destination takes no id")
+        return Destination("number", number=validation.dialable(field, dest.number))
+    if dest.number is not None:
+        raise ValidationError(field, f"a {dest.type} destination takes an id, not a number")
+    target = validation.integer(field, dest.id, minimum=1, maximum=2**31 - 1)
+    if not conn.execute(f"SELECT 1 FROM {_TABLES[dest.type]} WHERE id = %s", (target,)).fetchone():
+        raise NotFound(f"{field}: {dest.type} {target} does not exist")
+    return Destination(dest.type, id=target)
+
+
+def describe(conn: psycopg.Connection[Any], dest: Destination | None) -> str:
+    """The `TYPE:REF` form of a destination, which parse_destination reads back to the same target."""
+    if dest is None:
+        return ""
+    if dest.type == "hangup":
+        return "hangup"
+    if dest.type == "number":
+        return f"number:{dest.number}"
+    queries = {
+        "user": "SELECT coalesce((SELECT e.exten FROM extensions e JOIN contexts c ON c.id = e.context_id "
+        "WHERE e.user_id = u.id AND c.type = 'internal' ORDER BY c.name = 'internal' DESC, e.id LIMIT 1),"
+        " cti_login, id::text) FROM users u WHERE id = %s",
+        "group": "SELECT name FROM groups WHERE id = %s",
+        "queue": "SELECT name FROM queues WHERE id = %s",
+        "voicemail": "SELECT mailbox || CASE context WHEN 'default' THEN '' ELSE '@' || context END "
+        "FROM voicemails WHERE id = %s",
+    }
+    row = conn.execute(queries[dest.type], (dest.id,)).fetchone()
+    return f"{dest.type}:{row[0] if row else f'{dest.id}(missing)'}"
+
+
+def referrers(conn: psycopg.Connection[Any], kind: str, obj_id: int) -> list[str]:
+    """What routes calls to this object: incalls and closed-hours schedules."""
+    rows = conn.execute(
+        "SELECT 'incall ' || i.did || '@' || c.name FROM incalls i JOIN contexts c ON c.id = i.context_id "
+        "WHERE i.dest_type = %s AND i.dest_id = %s "
+        "UNION ALL SELECT 'schedule ' || name FROM schedules "
+        "WHERE closed_dest_type = %s AND closed_dest_id = %s "
+        "ORDER BY 1",
+        (kind, obj_id, kind, obj_id),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+@contextmanager
+def refusing_referenced(conn: psycopg.Connection[Any], kind: str, obj_id: int, label: str) -> Iterator[None]:
+    """Wrap the deletion of a possible destination: refuse clearly while an incall or schedule points to it.
+
+    The pre-check gives the message. The block runs in a savepoint: when the trigger refuses anyway (a
+    concurrent change), everything the block did is undone and the same Conflict is raised, instead of a raw
+    database error that would abort the caller's transaction.
+    """
+    using = referrers(conn, kind, obj_id)
+    if using:
+        raise Conflict(f"{label} is the destination of {', '.join(using)}; route those elsewhere first")
+    try:
+        with conn.transaction():
+            yield
+    except psycopg.errors.ForeignKeyViolation as exc:
+        raise Conflict(f"{label}: {(exc.diag.message_primary or str(exc)).strip()}") from None
+
+
+# -- extensions that reach a group or a queue ------------------------------------------------------------
+
+
+def add_extension(conn: psycopg.Connection[Any], kind: str, obj_id: int, exten: object, context: str) -> str:
+    """Give a group or queue (`kind`) an extension number in an internal context."""
+    field = f"{kind}.exten"
+    exten = validation.extension(field, exten)
+    if exten.startswith("_"):
+        raise ValidationError(field, f"a {kind}'s extension must be a number, not a pattern")
+    ctx = context_id(conn, validation.identifier(f"{kind}.context", context), expected_type="internal")
+    taken = conn.execute(
+        "SELECT type FROM extensions WHERE context_id = %s AND exten = %s", (ctx, exten)
+    ).fetchone()
+    if taken:
+        raise Conflict(f"extension {exten}@{context} is already used (by a {taken[0]})")
+    conn.execute(
+        f"INSERT INTO extensions (context_id, exten, type, {kind}_id) VALUES (%s, %s, %s, %s)",
+        (ctx, exten, kind, obj_id),
+    )
+    events.emit(conn, "extension", "created", context=context, exten=exten, **{f"{kind}_id": obj_id})
+    return exten
+
+
+def remove_extensions(conn: psycopg.Connection[Any], kind: str, obj_id: int) -> None:
+    for exten, ctx in conn.execute(
+        f"DELETE FROM extensions e USING contexts c WHERE e.{kind}_id = %s AND c.id = e.context_id "
+        "RETURNING e.exten, c.name",
+        (obj_id,),
+    ).fetchall():
+        events.emit(conn, "extension", "deleted", context=ctx, exten=exten, **{f"{kind}_id": obj_id})
+
+
+def extensions_of(conn: psycopg.Connection[Any], kind: str, obj_id: int) -> list[tuple[str, str]]:
+    """(exten, context) pairs of a group or queue."""
+    return [
+        (r[0], r[1])
+        for r in conn.execute(
+            f"SELECT e.exten, c.name FROM extensions e JOIN contexts c ON c.id = e.context_id "
+            f"WHERE e.{kind}_id = %s ORDER BY e.exten",
+            (obj_id,),
+        ).fetchall()
+    ]
+
+
+def set_extension(
+    conn: psycopg.Connection[Any], kind: str, obj_id: int, exten: object, context: str | None = None
+) -> None:
+    """Replace the extension of a group or queue (None or "" removes it); `context` defaults to the same."""
+    current = extensions_of(conn, kind, obj_id)
+    target_context = context or (current[0][1] if current else "internal")
+    if exten not in (None, "") and current == [(str(exten).strip(), target_context)]:
+        return
+    remove_extensions(conn, kind, obj_id)
+    if exten not in (None, ""):
+        add_extension(conn, kind, obj_id, exten, target_context)

@@ -1,0 +1,249 @@
+"""Call queues (app_queue) and their members: users (their phones ring) or agents (who log in anywhere)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+
+from confdb import events, validation
+from confdb.validation import ValidationError
+from confdb.writer import destinations
+from confdb.writer.errors import Conflict, NotFound
+
+# Every settable queue column with its validator; creation and update share this table.
+QUEUE_FIELDS: Mapping[str, Callable[[str, Any], Any]] = {
+    "name": validation.identifier,
+    "display_name": lambda f, v: validation.text(f, v),
+    "strategy": lambda f, v: validation.choice(f, v, validation.QUEUE_STRATEGIES),
+    "member_timeout": lambda f, v: validation.integer(f, v, minimum=1, maximum=600),
+    "retry_seconds": lambda f, v: validation.integer(f, v, minimum=0, maximum=600),
+    "wrapup_seconds": lambda f, v: validation.integer(f, v, minimum=0, maximum=3600),
+    "max_waiting": lambda f, v: validation.integer(f, v, minimum=0, maximum=10000),
+    "max_wait_seconds": lambda f, v: validation.integer(f, v, minimum=0, maximum=86400),
+    "music_class": validation.identifier,
+    "announce_position": validation.boolean,
+    "weight": lambda f, v: validation.integer(f, v, minimum=0, maximum=100),
+}
+
+
+def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for name, value in values.items():
+        checker = QUEUE_FIELDS.get(name)
+        if checker is None:
+            raise ValidationError(f"queue.{name}", "is not a queue setting")
+        clean[name] = checker(f"queue.{name}", value)
+    return clean
+
+
+def queue_id(conn: psycopg.Connection[Any], name: str) -> int:
+    row = conn.execute("SELECT id FROM queues WHERE name = %s", (name,)).fetchone()
+    if row is None:
+        raise NotFound(f"queue {name!r} does not exist")
+    return int(row[0])
+
+
+def create_queue(
+    conn: psycopg.Connection[Any],
+    name: str,
+    display_name: str,
+    *,
+    strategy: str = "ringall",
+    member_timeout: int = 15,
+    retry_seconds: int = 5,
+    wrapup_seconds: int = 0,
+    max_waiting: int = 0,
+    max_wait_seconds: int = 0,
+    music_class: str = "default",
+    announce_position: bool = False,
+    weight: int = 0,
+    exten: str | None = None,
+    context: str = "internal",
+) -> int:
+    """Create a queue; with `exten`, an extension of type 'queue' in the internal `context` reaches it."""
+    values = validate_fields(
+        {
+            "name": name,
+            "display_name": display_name,
+            "strategy": strategy,
+            "member_timeout": member_timeout,
+            "retry_seconds": retry_seconds,
+            "wrapup_seconds": wrapup_seconds,
+            "max_waiting": max_waiting,
+            "max_wait_seconds": max_wait_seconds,
+            "music_class": music_class,
+            "announce_position": announce_position,
+            "weight": weight,
+        }
+    )
+    if conn.execute("SELECT 1 FROM queues WHERE name = %s", (values["name"],)).fetchone():
+        raise Conflict(f"queue {values['name']!r} already exists")
+    columns = list(values)
+    row = conn.execute(
+        f"INSERT INTO queues ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id",
+        list(values.values()),
+    ).fetchone()
+    assert row is not None
+    new_id = int(row[0])
+    events.emit(conn, "queue", "created", id=new_id, name=values["name"])
+    if exten is not None:
+        destinations.add_extension(conn, "queue", new_id, exten, context)
+    return new_id
+
+
+def update_queue(conn: psycopg.Connection[Any], name: str, /, **changes: Any) -> list[str]:
+    """Change QUEUE_FIELDS settings; `exten` (None or "" removes it) and `context` move its extension.
+
+    Returns the names of the changed settings.
+    """
+    target = queue_id(conn, name)
+    exten_given, context_given = "exten" in changes, "context" in changes
+    exten, context = changes.pop("exten", None), changes.pop("context", None)
+    values = validate_fields(changes)
+    if (
+        "name" in values
+        and values["name"] != name
+        and conn.execute("SELECT 1 FROM queues WHERE name = %s", (values["name"],)).fetchone()
+    ):
+        raise Conflict(f"queue {values['name']!r} already exists")
+    changed = sorted(values)
+    if values:
+        conn.execute(
+            f"UPDATE queues SET {', '.join(f'{c} = %s' for c in values)} WHERE id = %s",
+            [*values.values(), target],
+        )
+    if exten_given or context_given:
+        if not exten_given:
+            current = destinations.extensions_of(conn, "queue", target)
+            if not current:
+                raise ValidationError("queue.context", f"queue {name!r} has no extension to move")
+            exten = current[0][0]
+        destinations.set_extension(conn, "queue", target, exten, context)
+        changed.append("exten")
+    if changed:
+        events.emit(conn, "queue", "updated", id=target, name=values.get("name", name), fields=changed)
+    return changed
+
+
+def delete_queue(conn: psycopg.Connection[Any], name: str) -> None:
+    """Delete a queue with its extension and memberships; refused while an incall or schedule uses it."""
+    target = queue_id(conn, name)
+    with destinations.refusing_referenced(conn, "queue", target, f"queue {name!r}"):
+        destinations.remove_extensions(conn, "queue", target)
+        conn.execute("DELETE FROM queues WHERE id = %s", (target,))
+    events.emit(conn, "queue", "deleted", id=target, name=name)
+
+
+def list_queues(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+    cur = conn.cursor(row_factory=dict_row)
+    return cur.execute(
+        "SELECT q.id, q.name, q.display_name, q.strategy, q.member_timeout, q.retry_seconds, "
+        "  q.wrapup_seconds, q.max_waiting, q.max_wait_seconds, q.music_class, q.announce_position, "
+        "  q.weight, "
+        "  (SELECT string_agg(e.exten || '@' || c.name, ',' ORDER BY e.exten) FROM extensions e "
+        "     JOIN contexts c ON c.id = e.context_id WHERE e.queue_id = q.id) AS extensions, "
+        "  (SELECT count(*) FROM queue_members m WHERE m.queue_id = q.id) AS members "
+        "FROM queues q ORDER BY q.name"
+    ).fetchall()
+
+
+# -- members ---------------------------------------------------------------------------------------------
+
+
+def _member(user_id: int | None, agent_id: int | None) -> tuple[str, int]:
+    if (user_id is None) == (agent_id is None):
+        raise ValidationError("queue_member.user_id", "give exactly one of a user and an agent")
+    if user_id is not None:
+        return "user_id", validation.integer("queue_member.user_id", user_id, minimum=1, maximum=2**31 - 1)
+    return "agent_id", validation.integer("queue_member.agent_id", agent_id, minimum=1, maximum=2**31 - 1)
+
+
+def add_member(
+    conn: psycopg.Connection[Any],
+    queue_name: str,
+    *,
+    user_id: int | None = None,
+    agent_id: int | None = None,
+    penalty: int = 0,
+) -> None:
+    """Add a user or an agent to a queue, after its current members (position = order for linear)."""
+    target = queue_id(conn, queue_name)
+    column, member = _member(user_id, agent_id)
+    penalty = validation.integer("queue_member.penalty", penalty, minimum=0, maximum=99)
+    table = "users" if column == "user_id" else "agents"
+    if not conn.execute(f"SELECT 1 FROM {table} WHERE id = %s", (member,)).fetchone():
+        raise NotFound(f"{column[:-3]} {member} does not exist")
+    if conn.execute(
+        f"SELECT 1 FROM queue_members WHERE queue_id = %s AND {column} = %s", (target, member)
+    ).fetchone():
+        raise Conflict(f"{column[:-3]} {member} is already a member of queue {queue_name!r}")
+    conn.execute(
+        f"INSERT INTO queue_members (queue_id, {column}, penalty, position) VALUES (%s, %s, %s, "
+        " (SELECT coalesce(max(position) + 1, 0) FROM queue_members WHERE queue_id = %s))",
+        (target, member, penalty, target),
+    )
+    events.emit(conn, "queue_member", "created", queue_id=target, queue=queue_name, **{column: member})
+
+
+def update_member(
+    conn: psycopg.Connection[Any],
+    queue_name: str,
+    *,
+    user_id: int | None = None,
+    agent_id: int | None = None,
+    penalty: int,
+) -> None:
+    target = queue_id(conn, queue_name)
+    column, member = _member(user_id, agent_id)
+    penalty = validation.integer("queue_member.penalty", penalty, minimum=0, maximum=99)
+    if (
+        conn.execute(
+            f"UPDATE queue_members SET penalty = %s WHERE queue_id = %s AND {column} = %s",
+            (penalty, target, member),
+        ).rowcount
+        == 0
+    ):
+        raise NotFound(f"{column[:-3]} {member} is not a member of queue {queue_name!r}")
+    events.emit(
+        conn,
+        "queue_member",
+        "updated",
+        queue_id=target,
+        queue=queue_name,
+        fields=["penalty"],
+        **{column: member},
+    )
+
+
+def remove_member(
+    conn: psycopg.Connection[Any], queue_name: str, *, user_id: int | None = None, agent_id: int | None = None
+) -> None:
+    target = queue_id(conn, queue_name)
+    column, member = _member(user_id, agent_id)
+    if (
+        conn.execute(
+            f"DELETE FROM queue_members WHERE queue_id = %s AND {column} = %s", (target, member)
+        ).rowcount
+        == 0
+    ):
+        raise NotFound(f"{column[:-3]} {member} is not a member of queue {queue_name!r}")
+    events.emit(conn, "queue_member", "deleted", queue_id=target, queue=queue_name, **{column: member})
+
+
+def list_members(conn: psycopg.Connection[Any], queue_name: str) -> list[dict[str, Any]]:
+    """Members in queue order: kind (user or agent), id, number (extension or agent number), name, penalty."""
+    target = queue_id(conn, queue_name)
+    cur = conn.cursor(row_factory=dict_row)
+    return cur.execute(
+        "SELECT CASE WHEN m.user_id IS NOT NULL THEN 'user' ELSE 'agent' END AS kind, "
+        "  coalesce(m.user_id, m.agent_id) AS id, "
+        "  coalesce(a.number, (SELECT min(e.exten) FROM extensions e WHERE e.user_id = u.id)) AS number, "
+        "  coalesce(trim(u.firstname || ' ' || u.lastname), trim(a.firstname || ' ' || a.lastname)) AS name, "
+        "  m.penalty, m.position "
+        "FROM queue_members m LEFT JOIN users u ON u.id = m.user_id LEFT JOIN agents a ON a.id = m.agent_id "
+        "WHERE m.queue_id = %s ORDER BY m.position, kind, id",
+        (target,),
+    ).fetchall()
