@@ -1,0 +1,5 @@
+import sys
+
+from agid.main import main
+
+sys.exit(main())
