@@ -1,0 +1,1 @@
+"""Test support shipped with ctid (also for other components): an AMI test server, recorded-trace replay."""
