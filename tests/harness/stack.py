@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from harness import daemons
 from harness.ports import LOOPBACK, accepts
 from harness.postgres import PostgresServer
 from harness.procs import ServerError
@@ -34,6 +35,7 @@ class Ports:
     amqp: int = 5673
     rabbitmq_dist: int = 25673
     epmd: int = 4370
+    agid: int = 4573
 
 
 @dataclass
@@ -82,6 +84,7 @@ class Stack:
             "PBX_AMQP_URL": amqp_url,
             "PBX_SECRETS_DIR": str(self.secrets_dir),
             "PBX_ADMIN_BUS_URL": amqp_url,
+            "PBX_AGID_PORT": str(self.ports.agid),
         }
         writer_dsn = self.secrets_dir / f"{WRITER_ROLE}.dsn"
         if writer_dsn.exists():
@@ -137,10 +140,22 @@ def load_demo(stack: Stack) -> str:
         return "skipped (--no-demo)"
     if stamp.exists():
         return f"skipped (loaded before; remove {stamp} to load again)"
-    result = _pbx_admin(stack, "demo", "--users", str(stack.demo_users))
+    credentials = stack.secrets_dir / "demo-credentials.csv"
+    credentials.unlink(missing_ok=True)
+    result = _pbx_admin(
+        stack, "demo", "--users", str(stack.demo_users), "--no-progress", "--credentials", str(credentials)
+    )
     if not result.startswith("skipped"):
         stamp.write_text(time.strftime("%Y-%m-%dT%H:%M:%S\n"))
     return result
+
+
+def start_daemons(stack: Stack) -> str:
+    env = stack.environment()
+    try:
+        return "; ".join(f"{d.name}: {daemons.start(stack.run_dir, d, env)}" for d in daemons.DAEMONS)
+    except RuntimeError as exc:
+        raise StepError(str(exc)) from None
 
 
 UP_STEPS: list[tuple[str, Callable[[Stack], str]]] = [
@@ -150,6 +165,7 @@ UP_STEPS: list[tuple[str, Callable[[Stack], str]]] = [
     ("create roles + migrate", db_init),
     ("demo data", load_demo),
     ("stack.env (with role DSNs)", write_env),
+    ("daemons", start_daemons),
 ]
 
 
@@ -211,6 +227,8 @@ def up(stack: Stack) -> int:
 
 def down(stack: Stack) -> int:
     stack.ports = _load_ports(stack) or stack.ports
+    for daemon in daemons.DAEMONS:
+        print(f"{daemon.name} ... {daemons.stop(stack.run_dir, daemon)}")
     for name, server in (("rabbitmq", stack.rabbitmq()), ("postgres", stack.postgres())):
         started = time.monotonic()
         running = server.running
@@ -231,6 +249,9 @@ def status(stack: Stack) -> int:
         state = f"running (pid {pid})" if pid else "stopped"
         listening = "accepting" if accepts(port) else "not listening"
         print(f"{name:<9} {state:<22} {LOOPBACK}:{port} {listening:<13} {where}")
+    for daemon in daemons.DAEMONS:
+        pid = daemons.running_pid(stack.run_dir, daemon)
+        print(f"{daemon.name:<9} {f'running (pid {pid})' if pid else 'stopped'}")
     print(f"env       {stack.env_file if stack.env_file.exists() else '(none yet)'}")
     return 0
 
@@ -260,12 +281,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--amqp-port", type=int, default=defaults.amqp)
     parser.add_argument("--rabbitmq-dist-port", type=int, default=defaults.rabbitmq_dist)
     parser.add_argument("--epmd-port", type=int, default=defaults.epmd)
+    parser.add_argument("--agid-port", type=int, default=defaults.agid)
     parser.add_argument("--demo-users", type=int, default=20, help="users made by the demo step")
     parser.add_argument("--no-demo", action="store_true", help="do not load demo data")
     args = parser.parse_args(argv)
     stack = Stack(
         run_dir=args.run_dir.absolute(),
-        ports=Ports(args.pg_port, args.amqp_port, args.rabbitmq_dist_port, args.epmd_port),
+        ports=Ports(args.pg_port, args.amqp_port, args.rabbitmq_dist_port, args.epmd_port, args.agid_port),
         demo_users=args.demo_users,
         demo=not args.no_demo,
     )

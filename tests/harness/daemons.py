@@ -1,0 +1,119 @@
+"""The PBX daemons of the local stack: started detached, with their config, pid file and log under run/.
+
+Each entry of DAEMONS names an executable in .venv/bin and writes its configuration from the stack's
+environment. A daemon whose executable is not installed is skipped and said so; a later issue adds its
+entry here when the daemon exists.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+BIN = REPO / ".venv" / "bin"
+
+
+@dataclass(frozen=True)
+class Daemon:
+    name: str
+    # (config dir, stack environment) -> argv after the executable
+    configure: Callable[[Path, dict[str, str]], list[str]]
+
+
+def _relay(config_dir: Path, env: dict[str, str]) -> list[str]:
+    _write_yaml(
+        config_dir / "config.yml",
+        {
+            "db": {"dsn_file": str(Path(env["PBX_SECRETS_DIR"]) / "pbx_writer.dsn")},
+            "bus": {"url": env["PBX_AMQP_URL"]},
+        },
+    )
+    return ["--config", str(config_dir / "config.yml")]
+
+
+def _agid(config_dir: Path, env: dict[str, str]) -> list[str]:
+    _write_yaml(
+        config_dir / "config.yml", {"listen_address": "127.0.0.1", "listen_port": int(env["PBX_AGID_PORT"])}
+    )
+    return ["--config-dir", str(config_dir)]
+
+
+DAEMONS: tuple[Daemon, ...] = (
+    Daemon("pbx-event-relay", _relay),
+    Daemon("agid", _agid),
+)
+
+
+def _write_yaml(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    path.chmod(0o600)
+
+
+def pid_file(run_dir: Path, daemon: Daemon) -> Path:
+    return run_dir / "daemons" / f"{daemon.name}.pid"
+
+
+def running_pid(run_dir: Path, daemon: Daemon) -> int | None:
+    try:
+        pid = int(pid_file(run_dir, daemon).read_text())
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    return pid
+
+
+def start(run_dir: Path, daemon: Daemon, env: dict[str, str]) -> str:
+    executable = BIN / daemon.name
+    if not executable.exists():
+        return f"skipped ({executable} is not installed)"
+    if pid := running_pid(run_dir, daemon):
+        return f"already running (pid {pid})"
+    config_dir = run_dir / "daemons" / daemon.name
+    argv = [str(executable), *daemon.configure(config_dir, env)]
+    log = run_dir / "daemons" / f"{daemon.name}.log"
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=os.environ | env,
+        )
+    time.sleep(1.0)  # a daemon that dies on a bad config does so at once
+    if proc.poll() is not None:
+        tail = log.read_text(errors="replace").splitlines()[-5:]
+        raise RuntimeError(f"{daemon.name} exited with {proc.returncode}: " + " | ".join(tail))
+    pid_file(run_dir, daemon).write_text(f"{proc.pid}\n")
+    return f"started (pid {proc.pid}, log {log})"
+
+
+def stop(run_dir: Path, daemon: Daemon, timeout: float = 10.0) -> str:
+    pid = running_pid(run_dir, daemon)
+    if pid is None:
+        return "was not running"
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if os.waitpid(pid, os.WNOHANG) != (0, 0):
+                break
+        except ChildProcessError:  # not our child: poll its existence
+            try:
+                os.kill(pid, 0)
+            except OSError:
+                break
+        time.sleep(0.1)
+    else:
+        os.kill(pid, signal.SIGKILL)
+    pid_file(run_dir, daemon).unlink(missing_ok=True)
+    return "stopped"
