@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -94,3 +96,23 @@ class Context:
         print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
         for row in table:
             print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def read_secret(env_var: str | None, prompt: bool, label: str) -> str | None:
+    """A secret from an environment variable or a prompt, never from argv (visible in ps).
+
+    With --...-prompt and no terminal, one line of standard input is the secret.
+    """
+    if env_var:
+        value = os.environ.get(env_var)
+        if value is None:
+            raise CommandError(f"environment variable {env_var} is not set")
+        return value
+    if prompt:
+        if not sys.stdin.isatty():
+            return sys.stdin.readline().rstrip("\n")
+        first = getpass.getpass(f"{label}: ")
+        if first != getpass.getpass("again: "):
+            raise CommandError("the two passwords differ")
+        return first
+    return None

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
-import sys
 from typing import Any
 
-from confdb.cli.context import CommandError, Context
+from confdb.cli.context import CommandError, Context, read_secret
 from confdb.writer import trunks
 
 RAW = argparse.RawDescriptionHelpFormatter
@@ -80,19 +77,7 @@ def _given(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _password(args: argparse.Namespace) -> str | None:
-    if args.password_env:
-        value = os.environ.get(args.password_env)
-        if value is None:
-            raise CommandError(f"environment variable {args.password_env} is not set")
-        return value
-    if args.password_prompt:
-        if not sys.stdin.isatty():
-            return sys.stdin.readline().rstrip("\n")
-        first = getpass.getpass("provider password: ")
-        if first != getpass.getpass("again: "):
-            raise CommandError("the two passwords differ")
-        return first
-    return None
+    return read_secret(args.password_env, args.password_prompt, "provider password")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

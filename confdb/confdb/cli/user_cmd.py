@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import getpass
-import os
-import sys
 
-from confdb.cli.context import CommandError, Context
+from confdb.cli.context import CommandError, Context, read_secret
 from confdb.writer import lines, users
 
 # Options shared by add and set: (flag, USER_FIELDS key, help)
@@ -42,19 +39,7 @@ def _fields(args: argparse.Namespace) -> dict[str, str]:
 
 
 def _cti_password(args: argparse.Namespace) -> str | None:
-    if args.cti_password_env:
-        value = os.environ.get(args.cti_password_env)
-        if value is None:
-            raise CommandError(f"environment variable {args.cti_password_env} is not set")
-        return value
-    if args.cti_password_prompt:
-        if not sys.stdin.isatty():
-            return sys.stdin.readline().rstrip("\n")
-        first = getpass.getpass("CTI password: ")
-        if first != getpass.getpass("again: "):
-            raise CommandError("the two passwords differ")
-        return first
-    return None
+    return read_secret(args.cti_password_env, args.cti_password_prompt, "CTI password")
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -240,7 +240,7 @@ def test_no_password_option_on_the_command_line(admin: Admin, capsys) -> None:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["incall", "add", "0412345678", "user:9999"], "no user has extension, CTI login or id '9999'"),
+        (["incall", "add", "0412345678", "user:9999"], "no user has extension, CTI login, UUID or id '9999'"),
         (["incall", "add", "04 12", "hangup"], "incall.did:"),
         (["incall", "add", "100", "fax:1"], "incall.destination: 'fax:1' is not a destination"),
         (["queue", "add", "support", "--strategy", "roundrobin"], "queue.strategy:"),

@@ -24,6 +24,7 @@ from confdb import events, validation
 from confdb.validation import ValidationError
 from confdb.writer.contexts import context_id
 from confdb.writer.errors import Conflict, NotFound
+from confdb.writer.users import find_user
 
 ID_TYPES = ("user", "group", "queue", "voicemail")
 TYPES = (*ID_TYPES, "number", "hangup")
@@ -76,26 +77,6 @@ def _by_id(table: str, ref: str) -> list[tuple[str, tuple[Any, ...]]]:
         if ref.isascii() and ref.isdigit() and len(ref) < 10
         else []
     )
-
-
-def find_user(conn: psycopg.Connection[Any], ref: str) -> int:
-    """A user by extension (internal contexts), then CTI login, then id."""
-    found = _first(
-        conn,
-        [
-            (
-                "SELECT e.user_id FROM extensions e JOIN contexts c ON c.id = e.context_id "
-                "WHERE e.type = 'user' AND e.exten = %s AND c.type = 'internal' "
-                "ORDER BY c.name = 'internal' DESC LIMIT 1",
-                (ref,),
-            ),
-            ("SELECT id FROM users WHERE cti_login = %s", (ref.lower(),)),
-            *_by_id("users", ref),
-        ],
-    )
-    if found is None:
-        raise NotFound(f"no user has extension, CTI login or id {ref!r}")
-    return found
 
 
 def find_group(conn: psycopg.Connection[Any], ref: str) -> int:

@@ -301,17 +301,28 @@ def create_user(conn: psycopg.Connection[Any], spec: UserSpec) -> CreatedUser:
 
 
 def find_user(conn: psycopg.Connection[Any], ref: str | int) -> int:
-    """A user by id, UUID, CTI login or extension (in any internal context)."""
+    """A user by extension (internal contexts first), then CTI login, then UUID, then id.
+
+    The one lookup behind every command and destination (`user:REF`) that names a user.
+    """
     text_ref = str(ref).strip()
-    row = conn.execute(
-        "SELECT u.id FROM users u LEFT JOIN extensions e ON e.user_id = u.id "
-        "WHERE u.id::text = %s OR u.uuid::text = %s OR u.cti_login = %s OR e.exten = %s "
-        "ORDER BY (u.id::text = %s) DESC LIMIT 2",
-        (text_ref, text_ref, text_ref.lower(), text_ref, text_ref),
-    ).fetchall()
-    if not row:
-        raise NotFound(f"no user matches {text_ref!r} (id, uuid, CTI login or extension)")
-    return int(row[0][0])
+    queries: list[tuple[str, tuple[Any, ...]]] = [
+        (
+            "SELECT e.user_id FROM extensions e JOIN contexts c ON c.id = e.context_id "
+            "WHERE e.type = 'user' AND e.exten = %s AND c.type = 'internal' "
+            "ORDER BY c.name = 'internal' DESC LIMIT 1",
+            (text_ref,),
+        ),
+        ("SELECT id FROM users WHERE cti_login = %s", (text_ref.lower(),)),
+        ("SELECT id FROM users WHERE uuid::text = %s", (text_ref.lower(),)),
+    ]
+    if text_ref.isascii() and text_ref.isdigit() and len(text_ref) < 10:
+        queries.append(("SELECT id FROM users WHERE id = %s", (int(text_ref),)))
+    for query, params in queries:
+        row = conn.execute(query, params).fetchone()
+        if row is not None:
+            return int(row[0])
+    raise NotFound(f"no user has extension, CTI login, UUID or id {text_ref!r}")
 
 
 def update_user(
