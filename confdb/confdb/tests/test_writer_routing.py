@@ -283,7 +283,7 @@ def test_delete_conflict_from_the_trigger_leaves_the_transaction_usable(conn, mo
     incalls.create_incall(conn, "0412345678", Destination("queue", qid))
     _keys(conn)
     # As if the incall had appeared after the pre-check: the trigger refuses, the writer reports a Conflict.
-    monkeypatch.setattr("confdb.writer.destinations.referrers", lambda *args: [])
+    monkeypatch.setattr("confdb.writer.references.referrers", lambda *args: [])
     with pytest.raises(Conflict, match=r"queue 'support'.*incall 0412345678"):
         queues.delete_queue(conn, "support")
     assert _keys(conn) == [] and queues.list_queues(conn)[0]["extensions"] == "3000@internal"

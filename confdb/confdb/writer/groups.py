@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from confdb import events, validation
 from confdb.validation import ValidationError
-from confdb.writer import destinations
+from confdb.writer import destinations, references
 from confdb.writer.errors import Conflict, NotFound
 
 GROUP_FIELDS: Mapping[str, Callable[[str, Any], Any]] = {
@@ -109,7 +109,7 @@ def update_group(conn: psycopg.Connection[Any], name: str, /, **changes: Any) ->
 def delete_group(conn: psycopg.Connection[Any], name: str) -> None:
     """Delete a ring group with its extension and members; refused while an incall or schedule uses it."""
     target = group_id(conn, name)
-    with destinations.refusing_referenced(conn, "group", target, f"ring group {name!r}"):
+    with references.refusing_referenced(conn, "group", target, f"ring group {name!r}"):
         destinations.remove_extensions(conn, "group", target)
         conn.execute("DELETE FROM groups WHERE id = %s", (target,))
     events.emit(conn, "group", "deleted", id=target, name=name)

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from confdb import events, validation
 from confdb.validation import ValidationError
-from confdb.writer import destinations
+from confdb.writer import destinations, references
 from confdb.writer.errors import Conflict, NotFound
 
 # Every settable queue column with its validator; creation and update share this table.
@@ -131,7 +131,7 @@ def update_queue(conn: psycopg.Connection[Any], name: str, /, **changes: Any) ->
 def delete_queue(conn: psycopg.Connection[Any], name: str) -> None:
     """Delete a queue with its extension and memberships; refused while an incall or schedule uses it."""
     target = queue_id(conn, name)
-    with destinations.refusing_referenced(conn, "queue", target, f"queue {name!r}"):
+    with references.refusing_referenced(conn, "queue", target, f"queue {name!r}"):
         destinations.remove_extensions(conn, "queue", target)
         conn.execute("DELETE FROM queues WHERE id = %s", (target,))
     events.emit(conn, "queue", "deleted", id=target, name=name)

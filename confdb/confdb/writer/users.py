@@ -13,6 +13,7 @@ from confdb.validation import ValidationError
 from confdb.writer import lines, voicemails
 from confdb.writer.contexts import context_id
 from confdb.writer.errors import Conflict, NotFound, WriteError
+from confdb.writer.references import refusing_referenced
 
 # Every settable user column with its validator. Creation and update share this table.
 USER_FIELDS: Mapping[str, Callable[[str, Any], Any]] = {
@@ -383,6 +384,14 @@ def delete_user(conn: psycopg.Connection[Any], user_id: int) -> None:
     if row is None:
         raise NotFound(f"user {user_id} does not exist")
     uuid, voicemail_id = row
+    with refusing_referenced(conn, "user", user_id, f"user {user_id}"):
+        _delete_user_rows(conn, user_id)
+    events.emit(conn, "user", "deleted", id=user_id, uuid=str(uuid))
+    if voicemail_id is not None:
+        voicemails.delete_voicemail(conn, voicemail_id)
+
+
+def _delete_user_rows(conn: psycopg.Connection[Any], user_id: int) -> None:
     for exten, ctx in conn.execute(
         "DELETE FROM extensions e USING contexts c WHERE e.user_id = %s AND c.id = e.context_id "
         "RETURNING e.exten, c.name",
@@ -395,14 +404,7 @@ def delete_user(conn: psycopg.Connection[Any], user_id: int) -> None:
         lines.dissociate(conn, user_id, line_id)
         if not conn.execute("SELECT 1 FROM user_lines WHERE line_id = %s", (line_id,)).fetchone():
             lines.delete_line(conn, line_id)
-    try:
-        with conn.transaction():
-            conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
-    except psycopg.errors.ForeignKeyViolation as exc:
-        raise Conflict(str(exc.diag.message_primary or exc)) from None
-    events.emit(conn, "user", "deleted", id=user_id, uuid=str(uuid))
-    if voicemail_id is not None:
-        voicemails.delete_voicemail(conn, voicemail_id)
+    conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
 
 
 def list_users(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ import psycopg
 
 from confdb import events, passwords, validation
 from confdb.writer.errors import Conflict, NotFound
+from confdb.writer.references import refusing_referenced
 
 
 @dataclass(frozen=True)
@@ -82,9 +83,10 @@ def create_voicemail(
 
 
 def delete_voicemail(conn: psycopg.Connection[Any], voicemail_id: int) -> None:
-    row = conn.execute(
-        "DELETE FROM voicemails WHERE id = %s RETURNING mailbox, context", (voicemail_id,)
-    ).fetchone()
+    with refusing_referenced(conn, "voicemail", voicemail_id, f"voicemail box {voicemail_id}"):
+        row = conn.execute(
+            "DELETE FROM voicemails WHERE id = %s RETURNING mailbox, context", (voicemail_id,)
+        ).fetchone()
     if row is None:
         raise NotFound(f"voicemail box {voicemail_id} does not exist")
     events.emit(conn, "voicemail", "deleted", id=voicemail_id, mailbox=row[0], context=row[1])
