@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
@@ -40,9 +41,37 @@ class Config:
     status_timeout: float = 1.0
     #: Logging threshold: DEBUG, INFO, WARNING, ERROR or CRITICAL.
     log_level: str = "INFO"
+    #: libpq connection string of role pbx_agid; empty: read it from db_dsn_file.
+    db_dsn: str = ""
+    #: File holding the connection string (written by ``pbx-admin db init``).
+    db_dsn_file: str = "/etc/pbx/secrets/pbx_agid.dsn"
+    #: Connections kept open / at most (the pool is the only way to the database: bounded).
+    db_pool_min: int = 2
+    db_pool_max: int = 10
+    #: Seconds of database work one handler may spend (waiting for a connection included); past it the
+    #: handler degrades. Also the server-side statement_timeout.
+    db_timeout: float = 0.5
+    #: Seconds to open one connection.
+    db_connect_timeout: float = 2.0
+    #: After 3 database failures in a row, fail at once for this many seconds (one probe at a time passes).
+    db_retry_interval: float = 1.0
+    #: ISO country of the PBX, for phone number normalisation (same as pbx-admin's directory.country).
+    country: str = "FR"
+    #: Total seconds reverse_lookup waits for its sources, all together.
+    lookup_budget: float = 0.2
+    #: Sources asked by reverse_lookup, the first that knows the number wins: users, phonebook, csv.
+    lookup_sources: tuple[str, ...] = ("users", "phonebook", "csv")
+    #: CSV files of reverse_lookup (header row with "number" and "name" columns), reloaded when changed.
+    lookup_csv_files: tuple[str, ...] = ()
+    #: Seconds a reverse_lookup result is kept; entries at most.
+    lookup_cache_ttl: float = 60.0
+    lookup_cache_size: int = 10000
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """Plain YAML-able values (lists for tuples); a password in ``db_dsn`` is masked."""
+        out = {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(self).items()}
+        out["db_dsn"] = re.sub(r"(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)", r"\1***", self.db_dsn)
+        return out
 
 
 def _integer(low: int, high: int) -> Callable[[Any], int]:
@@ -79,6 +108,37 @@ def _log_level(value: Any) -> str:
     return value.upper()
 
 
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or any(ord(c) < 32 for c in value):
+        raise ValueError(f"expected one line of text, got {value!r}")
+    return value
+
+
+def _country(value: Any) -> str:
+    from confdb.numbers import COUNTRIES
+
+    if not isinstance(value, str) or value.upper() not in COUNTRIES:
+        raise ValueError(f"expected a country code among {', '.join(sorted(COUNTRIES))}, got {value!r}")
+    return value.upper()
+
+
+def _sources(value: Any) -> tuple[str, ...]:
+    known = ("users", "phonebook", "csv")
+    if (
+        not isinstance(value, list | tuple)
+        or not all(isinstance(v, str) and v in known for v in value)
+        or len(set(value)) != len(value)
+    ):
+        raise ValueError(f"expected a list of distinct sources among {', '.join(known)}, got {value!r}")
+    return tuple(value)
+
+
+def _paths(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list | tuple) or not all(isinstance(v, str) and v for v in value):
+        raise ValueError(f"expected a list of file paths, got {value!r}")
+    return tuple(value)
+
+
 _CHECKS: dict[str, Callable[[Any], Any]] = {
     "listen_address": _address,
     "listen_port": _integer(0, 65535),
@@ -87,6 +147,19 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "session_timeout": _seconds,
     "status_timeout": _seconds,
     "log_level": _log_level,
+    "db_dsn": _text,
+    "db_dsn_file": _text,
+    "db_pool_min": _integer(0, 100),
+    "db_pool_max": _integer(1, 100),
+    "db_timeout": _seconds,
+    "db_connect_timeout": _seconds,
+    "db_retry_interval": _seconds,
+    "country": _country,
+    "lookup_budget": _seconds,
+    "lookup_sources": _sources,
+    "lookup_csv_files": _paths,
+    "lookup_cache_ttl": _seconds,
+    "lookup_cache_size": _integer(0, 10_000_000),
 }
 assert set(_CHECKS) == {f.name for f in fields(Config)}
 
@@ -140,6 +213,8 @@ def merge(layers: Iterable[tuple[str, Mapping[str, Any]]]) -> Config:
 
     if values["max_connections"] < values["max_sessions"]:
         raise ConfigError(f"{where('max_connections')} is below {where('max_sessions')}")
+    if values["db_pool_max"] < values["db_pool_min"]:
+        raise ConfigError(f"{where('db_pool_max')} is below {where('db_pool_min')}")
     if values["status_timeout"] >= values["session_timeout"]:
         raise ConfigError(f"{where('status_timeout')} must be below {where('session_timeout')}")
     return Config(**values)

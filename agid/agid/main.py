@@ -16,6 +16,7 @@ import yaml
 from agid import __version__
 from agid.config import DEFAULT_CONFIG_DIR, LOG_LEVELS, Config, ConfigError, load_config
 from agid.server import AGIServer
+from agid.services import close_context, open_context
 
 log = logging.getLogger("agid")
 
@@ -44,12 +45,33 @@ configuration:
                      the handler is cancelled when status_timeout remain (10)
     status_timeout   seconds of session_timeout kept to set AGID_STATUS (1)
     log_level        DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)
+    db_dsn           libpq connection string of role pbx_agid; empty: read
+                     db_dsn_file (/etc/pbx/secrets/pbx_agid.dsn)
+    db_pool_min, db_pool_max
+                     database connections kept open / at most (2, 10)
+    db_timeout       seconds of database work per handler, also the
+                     statement_timeout; past it the handler degrades (0.5)
+    db_connect_timeout, db_retry_interval
+                     seconds to connect (2); seconds of failing fast after
+                     3 database failures in a row (1)
+    country          ISO country for number normalisation (FR)
+    lookup_budget    seconds reverse_lookup waits for all sources (0.2)
+    lookup_sources   sources in priority order ([users, phonebook, csv])
+    lookup_csv_files CSV files with "number" and "name" columns ([])
+    lookup_cache_ttl, lookup_cache_size
+                     seconds and entries of the lookup cache (60, 10000)
 
 dialplan contract:
   Before closing, agid sets AGID_STATUS to OK or FAILED whenever the channel
   and the connection are still there. Closing ends AGI() and the dialplan
   goes on. Test for OK; treat anything else, an unset AGID_STATUS included,
   as failure and take the safe default.
+
+database:
+  agid reads PostgreSQL as role pbx_agid through a bounded pool. When the
+  database is down, slow or frozen, handlers answer within db_timeout (or
+  lookup_budget) with their default decision and AGID_DEGRADED=1; agid starts
+  even if the database is unreachable. See docs/agid.md.
 
 logging:
   To standard error (journald under systemd), one line per event; handler
@@ -120,11 +142,13 @@ def setup_logging(level: str) -> None:
 
 
 async def run(config: Config) -> int:
-    server = AGIServer(config)
+    context = await open_context(config)
+    server = AGIServer(config, context=context)
     try:
         await server.start()
     except OSError as exc:
         log.critical("cannot listen on %s:%s: %s", config.listen_address, config.listen_port, exc)
+        await close_context(context)
         return 1
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -137,6 +161,7 @@ async def run(config: Config) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await server.stop()
+        await close_context(context)
     return 0
 
 

@@ -13,10 +13,13 @@ import inspect
 import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agid.config import Config
+    from agid.db import Database
+    from agid.lookup import ReverseLookup
     from agid.session import AGISession
 
 Handler = Callable[["AGISession"], Awaitable[None]]
@@ -29,10 +32,14 @@ NAME = re.compile(r"[a-z][a-z0-9_]*(?:[-./][a-z0-9_]+)*\Z")
 class HandlerContext:
     """Shared, read-only services of the daemon, given to every session as ``session.context``.
 
-    Holds the configuration now; the database read model joins it when database handlers arrive.
+    ``db`` is None when no database is configured (database handlers then degrade); ``lookup`` is the
+    reverse lookup service with its cache; ``now`` the clock of schedules (tests replace it).
     """
 
     config: Config | None = None
+    db: Database | None = None
+    lookup: ReverseLookup | None = None
+    now: Callable[[], datetime] = lambda: datetime.now(UTC)
 
 
 def check_handlers(handlers: Mapping[str, Any]) -> None:

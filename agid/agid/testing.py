@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from agid.config import Config
-from agid.registry import Handler
+from agid.registry import Handler, HandlerContext
 from agid.server import AGIServer
 
 T = TypeVar("T")
@@ -329,17 +329,25 @@ class FakeAsterisk:
 class ServerThread:
     """An AGIServer running in a private event loop on a background thread."""
 
-    def __init__(self, config: Config, handlers: Mapping[str, Handler] | None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        handlers: Mapping[str, Handler] | None,
+        context_factory: Callable[[Config], Coroutine[Any, Any, HandlerContext]] | None = None,
+    ) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, name="agid-test-loop", daemon=True)
         self.thread.start()
-        self.server = self.call(self._make(config, handlers))
+        self.context = self.call(context_factory(config)) if context_factory is not None else None
+        self.server = self.call(self._make(config, handlers, self.context))
         self.call(self.server.start())
         self.address = self.server.address
 
     @staticmethod
-    async def _make(config: Config, handlers: Mapping[str, Handler] | None) -> AGIServer:
-        return AGIServer(config, handlers)
+    async def _make(
+        config: Config, handlers: Mapping[str, Handler] | None, context: HandlerContext | None
+    ) -> AGIServer:
+        return AGIServer(config, handlers, context=context)
 
     def call(self, coro: Coroutine[Any, Any, T], timeout: float = WAIT) -> T:
         return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
@@ -369,6 +377,11 @@ class ServerThread:
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self.call(self.server.stop(grace=5.0))
+        if self.context is not None:
+            from agid.services import close_context
+
+            with contextlib.suppress(Exception):
+                self.call(close_context(self.context))
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(WAIT)
         self.loop.close()

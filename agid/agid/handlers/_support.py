@@ -1,0 +1,91 @@
+"""What the database handlers share: bounded database calls, the degraded path, variable setting.
+
+Every database handler sets its decision variable, then the variables that this decision uses (empty
+when they do not apply to the case, e.g. no busy forward), never those of other decisions (each one
+costs a round trip to Asterisk); the dialplan reads only the variables of the decision taken. It ends
+with ``AGID_CAUSE`` (why: a refusal, a missing object, the database error; empty when all went well)
+and ``AGID_DEGRADED`` (``1``: the database did not answer in time, the decision is the default one).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, TypeVar
+
+from agid.db import DBUnavailable
+from agid.errors import AGIUnknownCommand, AGIUsageError
+from agid.session import AGISession
+from confdb.read import agid as read
+
+T = TypeVar("T")
+
+DEGRADED = "AGID_DEGRADED"
+CAUSE = "AGID_CAUSE"
+
+
+class BadInput(ValueError):
+    """The dialplan called the handler with arguments it cannot use (AGID_STATUS=FAILED)."""
+
+
+async def db_call(session: AGISession, query: Callable[..., Awaitable[T]], *args: Any) -> T:
+    """``query(conn, *args)`` within the handler's database budget; DBUnavailable when it cannot be done."""
+    context = session.context
+    if context is None or context.db is None:
+        raise DBUnavailable("no database configured")
+    timeout = context.config.db_timeout if context.config is not None else 0.5
+    return await context.db.run(query, *args, timeout=timeout)
+
+
+async def set_all(session: AGISession, variables: Mapping[str, str | int | None]) -> None:
+    """Set the variables in order; None means "does not apply to this decision": not set."""
+    for name, value in variables.items():
+        if value is not None:
+            await session.set_variable(name, value)
+
+
+async def finish(session: AGISession, variables: Mapping[str, str | int | None], cause: str = "",
+                 degraded: bool = False) -> None:  # fmt: skip
+    cause = one_line(cause)
+    if degraded:
+        session.log.info("%s degraded: %s", session.handler_name, cause)
+    await set_all(session, {**variables, CAUSE: cause, DEGRADED: "1" if degraded else "0"})
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` without control characters (an error message may hold line breaks), at most ``limit``."""
+    clean = " ".join("".join(c if c.isprintable() else " " for c in text).split())
+    return clean if len(clean) <= limit else clean[: limit - 3] + "..."
+
+
+async def channel_value(session: AGISession, expression: str) -> str | None:
+    """``GET FULL VARIABLE expression``; None when Asterisk does not know it (old version, no module)."""
+    try:
+        return await session.get_full_variable(expression)
+    except (AGIUnknownCommand, AGIUsageError):
+        return None
+
+
+def argument(session: AGISession, index: int, query_key: str, default: str = "") -> str:
+    """``agi_arg_<index+1>`` if given and not empty, else the query parameter, else ``default``."""
+    if len(session.args) > index and session.args[index].strip():
+        return session.args[index].strip()
+    return session.query.get(query_key, default).strip()
+
+
+def destination_variables(dest: read.Destination | None, arg: str) -> dict[str, str | int | None]:
+    if dest is None:
+        return {"AGID_DEST_TYPE": None, "AGID_DEST_ARG": None}
+    return {"AGID_DEST_TYPE": dest.type, "AGID_DEST_ARG": arg}
+
+
+IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}\Z")
+
+
+def is_identifier(value: str) -> bool:
+    """A name as confdb.validation accepts it (schedules, queues, contexts)."""
+    return IDENTIFIER.match(value) is not None
+
+
+def is_dialable(value: str) -> bool:
+    return 0 < len(value) <= 40 and all(c in "0123456789*#+" for c in value)

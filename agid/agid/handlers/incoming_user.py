@@ -1,0 +1,106 @@
+"""``incoming_user``: how to ring a user. ``AGI(agi://127.0.0.1:4573/incoming_user,USER_ID)`` or
+``incoming_user?exten=1001&context=internal``.
+
+Decision (``AGID_ACTION``), in this order:
+
+1. user unknown -> ``UNAVAILABLE``; disabled -> ``VOICEMAIL`` if the user has an enabled box, else
+   ``UNAVAILABLE``;
+2. unconditional forward -> ``FORWARD`` to ``AGID_FWD_NUMBER``;
+3. do-not-disturb, or already ``simultaneous_calls`` calls for the user (``GROUP_COUNT(u<ID>@agid_user)``)
+   -> the busy treatment: busy forward (``FORWARD``), else ``VOICEMAIL``, else ``BUSY``;
+4. no enabled line -> the no-answer treatment: no-answer forward, else ``VOICEMAIL``, else ``UNAVAILABLE``;
+5. else ``DIAL``: ``AGID_DIAL`` = ``PJSIP/<line>`` of every enabled line of the user, joined with ``&``
+   (a line shared with other users rings for each of them; a user with several lines rings on all),
+   ``AGID_RINGTIME`` seconds; then ``AGID_FWD_BUSY`` / ``AGID_FWD_NOANSWER`` / ``AGID_VOICEMAIL`` tell the
+   dialplan where to go on DIALSTATUS BUSY / NOANSWER. The caller's channel joins group
+   ``u<ID>@agid_user`` so that the next call counts it.
+
+Database down or slow: ``AGID_ACTION=DEFAULT``, ``AGID_DEGRADED=1``: the dialplan rings its static default.
+"""
+
+from __future__ import annotations
+
+from agid.db import DBUnavailable
+from agid.handlers._support import BadInput, argument, channel_value, db_call, finish
+from agid.session import AGISession
+from confdb.read import agid as read
+
+GROUP_CATEGORY = "agid_user"
+OUTPUTS = (
+    "AGID_USER_ID",
+    "AGID_USER_LANGUAGE",
+    "AGID_ACTION",
+    "AGID_DIAL",
+    "AGID_RINGTIME",
+    "AGID_FWD_NUMBER",
+    "AGID_FWD_BUSY",
+    "AGID_FWD_NOANSWER",
+    "AGID_VOICEMAIL",
+)
+
+
+def _busy(user: read.UserRouting) -> tuple[str, str | None]:
+    if user.fwd_busy:
+        return "FORWARD", user.fwd_busy
+    return ("VOICEMAIL", None) if user.voicemail else ("BUSY", None)
+
+
+def _unanswered(user: read.UserRouting) -> tuple[str, str | None]:
+    if user.fwd_noanswer:
+        return "FORWARD", user.fwd_noanswer
+    return ("VOICEMAIL", None) if user.voicemail else ("UNAVAILABLE", None)
+
+
+async def handle(session: AGISession) -> None:
+    user_ref = argument(session, 0, "id")
+    exten = session.query.get("exten", "").strip()
+    context = session.query.get("context", "internal").strip() or "internal"
+    if user_ref and not user_ref.isdigit():
+        raise BadInput(f"incoming_user: user id {user_ref!r} is not a number")
+    if not user_ref and not exten:
+        raise BadInput("incoming_user: no user id (argument 1) nor exten= given")
+    out: dict[str, str | int | None] = dict.fromkeys(OUTPUTS)
+    try:
+        if user_ref:
+            user = await db_call(session, read.user_by_id, int(user_ref))
+        else:
+            user = await db_call(session, read.user_by_extension, exten, context)
+    except DBUnavailable as exc:
+        out["AGID_ACTION"] = "DEFAULT"
+        await finish(session, out, f"database unavailable: {exc}", degraded=True)
+        return
+    if user is None:
+        out["AGID_ACTION"] = "UNAVAILABLE"
+        await finish(session, out, f"no user {user_ref or exten + '@' + context}")
+        return
+    out["AGID_USER_ID"] = user.id
+    out["AGID_USER_LANGUAGE"] = user.language
+    out["AGID_VOICEMAIL"] = user.voicemail or ""
+    out["AGID_RINGTIME"] = user.ring_seconds
+    lines = [line.name for line in user.lines if line.enabled]
+    cause = ""
+    action: str
+    number: str | None = None
+    if not user.enabled:
+        action, cause = ("VOICEMAIL" if user.voicemail else "UNAVAILABLE"), "user disabled"
+    elif user.fwd_unconditional:
+        action, number, cause = "FORWARD", user.fwd_unconditional, "unconditional forward"
+    elif user.dnd:
+        (action, number), cause = _busy(user), "do not disturb"
+    elif not lines:
+        (action, number), cause = _unanswered(user), "no enabled line"
+    else:
+        group = f"u{user.id}@{GROUP_CATEGORY}"
+        count = await channel_value(session, f"${{GROUP_COUNT({group})}}")
+        if count is not None and count.isdigit() and int(count) >= user.simultaneous_calls:
+            (action, number) = _busy(user)
+            cause = f"{count} calls in progress (simultaneous_calls {user.simultaneous_calls})"
+        else:
+            action = "DIAL"
+            out["AGID_DIAL"] = "&".join(f"PJSIP/{name}" for name in lines)
+            out["AGID_FWD_BUSY"] = user.fwd_busy or ""
+            out["AGID_FWD_NOANSWER"] = user.fwd_noanswer or ""
+            await session.set_variable(f"GROUP({GROUP_CATEGORY})", f"u{user.id}")
+    out["AGID_ACTION"] = action
+    out["AGID_FWD_NUMBER"] = number
+    await finish(session, out, cause)

@@ -1,0 +1,42 @@
+"""``reverse_lookup``: the caller's name from the directories.
+``AGI(agi://127.0.0.1:4573/reverse_lookup[,NUMBER])``; NUMBER defaults to the channel's caller ID number.
+
+The number is normalised (``confdb.numbers.normalize`` with the configured ``country``, as the phonebook
+was written), then internal users, the phonebook table and the CSV files are asked at once within
+``lookup_budget`` (see :mod:`agid.lookup`). When a name is found, ``CALLERID(name)`` is set to it (unless
+``?set_callerid=no``). Outputs: ``AGID_LOOKUP_NAME``, ``AGID_LOOKUP_SOURCE`` (users / phonebook / csv /
+empty), ``AGID_LOOKUP_NUMBER`` (normalised); ``AGID_DEGRADED=1`` when nothing was found and a source
+did not answer in time.
+"""
+
+from __future__ import annotations
+
+from agid.handlers._support import finish
+from agid.session import AGISession
+
+UNKNOWN = {"", "unknown", "anonymous", "restricted", "private"}
+
+
+async def handle(session: AGISession) -> None:
+    raw = session.args[0].strip() if session.args and session.args[0].strip() else session.env.callerid
+    out: dict[str, str | int | None] = {
+        "AGID_LOOKUP_NAME": "",
+        "AGID_LOOKUP_SOURCE": "",
+        "AGID_LOOKUP_NUMBER": "",
+    }
+    lookup = session.context.lookup if session.context is not None else None
+    if (raw or "").strip().lower() in UNKNOWN or lookup is None:
+        await finish(session, out, "no caller number" if lookup is not None else "no lookup service")
+        return
+    result = await lookup.lookup(raw)
+    out["AGID_LOOKUP_NUMBER"] = result.number
+    if result.name:
+        out["AGID_LOOKUP_NAME"] = result.name
+        out["AGID_LOOKUP_SOURCE"] = result.source
+        if session.query.get("set_callerid", "yes").lower() not in ("no", "0", "false"):
+            await session.set_variable("CALLERID(name)", result.name)
+        await finish(session, out)
+    elif result.complete:
+        await finish(session, out, "not found")
+    else:
+        await finish(session, out, "not found; a source did not answer in time", degraded=True)

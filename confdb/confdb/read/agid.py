@@ -1,0 +1,405 @@
+"""agid's read model: the queries of the FastAGI handlers, as role ``pbx_agid`` (see confdb.roles).
+
+Every query selects only columns granted to ``pbx_agid`` (``READ_GRANTS``; a test checks it by running them
+all under that role). Functions are coroutines over a ``psycopg.AsyncConnection`` in autocommit mode; they
+return frozen dataclasses and never write. Timeouts, pooling and failure handling belong to the caller.
+
+Also here, because they interpret this data the way Asterisk does: :func:`extension_matches` and
+:func:`pattern_order` (dialplan extension patterns, for incall DIDs and outcall patterns) and
+:func:`schedule_is_open`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, time
+from functools import lru_cache
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from psycopg import AsyncConnection
+
+# ----------------------------------------------------------------------------------------- data classes
+
+
+@dataclass(frozen=True)
+class Line:
+    name: str
+    enabled: bool
+    max_contacts: int
+
+
+@dataclass(frozen=True)
+class UserRouting:
+    id: int
+    firstname: str
+    lastname: str
+    callerid_name: str
+    callerid_num: str | None
+    language: str
+    ring_seconds: int
+    simultaneous_calls: int
+    dnd: bool
+    fwd_unconditional: str | None  # the destination when enabled, else None
+    fwd_busy: str | None
+    fwd_noanswer: str | None
+    voicemail: str | None  # "mailbox@context" of an enabled box, else None
+    enabled: bool
+    lines: tuple[Line, ...]  # every line of the user, by line id
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a call goes: ``type`` user/group/queue/voicemail (with ``id``), number (``number``), hangup."""
+
+    type: str
+    id: int | None = None
+    number: str | None = None
+
+
+@dataclass(frozen=True)
+class Incall:
+    id: int
+    did: str
+    destination: Destination
+    schedule_id: int | None
+    callerid_name_prefix: str
+
+
+@dataclass(frozen=True)
+class Period:
+    weekdays: tuple[int, ...]
+    start: time
+    end: time
+
+
+@dataclass(frozen=True)
+class Schedule:
+    id: int
+    name: str
+    timezone: str
+    closed: Destination
+    periods: tuple[Period, ...]
+
+
+@dataclass(frozen=True)
+class OutcallRoute:
+    """One outcall pattern with its outcall's settings and its enabled trunks in order."""
+
+    outcall: str
+    pattern: str
+    strip: int
+    prefix: str
+    callerid: str | None
+    internal_callerid: bool
+    ring_seconds: int
+    trunks: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class QueueOptions:
+    id: int
+    name: str
+    display_name: str
+    strategy: str
+    member_timeout: int
+    retry_seconds: int
+    wrapup_seconds: int
+    max_waiting: int
+    max_wait_seconds: int
+    music_class: str
+    announce_position: bool
+    weight: int
+
+
+# ----------------------------------------------------------------------------------------------- users
+
+_USER = (
+    "SELECT u.id, u.firstname, u.lastname, u.callerid_name, u.callerid_num, u.language, u.ring_seconds, "
+    "u.simultaneous_calls, u.dnd, u.fwd_unconditional_enabled, u.fwd_unconditional, u.fwd_busy_enabled, "
+    "u.fwd_busy, u.fwd_noanswer_enabled, u.fwd_noanswer, u.enabled, "
+    "CASE WHEN v.enabled THEN v.mailbox || '@' || v.context END, "
+    "COALESCE((SELECT array_agg(ARRAY[l.name, l.enabled::text, l.max_contacts::text] ORDER BY l.id) "
+    "          FROM user_lines ul JOIN lines l ON l.id = ul.line_id WHERE ul.user_id = u.id), '{}') "
+    "FROM users u LEFT JOIN voicemails v ON v.id = u.voicemail_id "
+)
+
+
+def _user(row: Sequence[Any]) -> UserRouting:
+    (uid, first, last, cid_name, cid_num, lang, ring, simult, dnd, fu_on, fu, fb_on, fb, fn_on, fn, enabled,
+     vm, lines) = row  # fmt: skip
+    return UserRouting(
+        id=uid,
+        firstname=first,
+        lastname=last,
+        callerid_name=cid_name,
+        callerid_num=cid_num,
+        language=lang,
+        ring_seconds=ring,
+        simultaneous_calls=simult,
+        dnd=dnd,
+        fwd_unconditional=fu if fu_on else None,
+        fwd_busy=fb if fb_on else None,
+        fwd_noanswer=fn if fn_on else None,
+        voicemail=vm,
+        enabled=enabled,
+        lines=tuple(Line(name, flag == "true", int(contacts)) for name, flag, contacts in lines),
+    )
+
+
+async def user_by_id(conn: AsyncConnection[Any], user_id: int) -> UserRouting | None:
+    cur = await conn.execute(_USER + "WHERE u.id = %s", (user_id,))
+    row = await cur.fetchone()
+    return None if row is None else _user(row)
+
+
+async def user_by_extension(conn: AsyncConnection[Any], exten: str, context: str) -> UserRouting | None:
+    cur = await conn.execute(
+        _USER + "JOIN extensions e ON e.user_id = u.id AND e.type = 'user' "
+        "JOIN contexts c ON c.id = e.context_id WHERE e.exten = %s AND c.name = %s",
+        (exten, context),
+    )
+    row = await cur.fetchone()
+    return None if row is None else _user(row)
+
+
+async def user_caller_id(conn: AsyncConnection[Any], user_id: int) -> tuple[str, str | None] | None:
+    """``(callerid_name, callerid_num)`` of a user, for outgoing caller-ID presentation."""
+    cur = await conn.execute("SELECT callerid_name, callerid_num FROM users WHERE id = %s", (user_id,))
+    row = await cur.fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+async def internal_name(conn: AsyncConnection[Any], numbers: Sequence[str]) -> str | None:
+    """The caller-ID name of the enabled user whose caller-ID number or extension is one of ``numbers``."""
+    cur = await conn.execute(
+        "SELECT callerid_name FROM ("
+        "  SELECT u.callerid_name, 0 AS rank, u.id FROM users u "
+        "   WHERE u.enabled AND u.callerid_num = ANY(%s) "
+        "  UNION ALL "
+        "  SELECT u.callerid_name, 1, u.id FROM extensions e JOIN users u ON u.id = e.user_id "
+        "   WHERE e.type = 'user' AND u.enabled AND e.exten = ANY(%s)"
+        ") found ORDER BY rank, id LIMIT 1",
+        (list(numbers), list(numbers)),
+    )
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+async def phonebook_name(conn: AsyncConnection[Any], normalized: str) -> str | None:
+    """The display name of the first phonebook entry with a number normalised to ``normalized``."""
+    # OFFSET 0 keeps the planner on the index of `normalized`: with ORDER BY id LIMIT 1 over the whole
+    # join it may walk the primary key instead, reading most of a million rows for an unknown number.
+    cur = await conn.execute(
+        "SELECT e.display_name FROM (SELECT id, entry_id FROM phonebook_numbers WHERE normalized = %s "
+        "OFFSET 0) n JOIN phonebook_entries e ON e.id = n.entry_id ORDER BY n.id LIMIT 1",
+        (normalized,),
+    )
+    row = await cur.fetchone()
+    return None if row is None else row[0]
+
+
+# --------------------------------------------------------------------------------------------- routing
+
+
+def _destination(type_: str, id_: int | None, number: str | None) -> Destination:
+    return Destination(type_, id_, number)
+
+
+async def incalls(conn: AsyncConnection[Any], context: str, did: str) -> list[Incall]:
+    """The incalls of ``context`` whose DID is ``did`` exactly or a pattern (the caller picks the best)."""
+    cur = await conn.execute(
+        "SELECT i.id, i.did, i.dest_type, i.dest_id, i.dest_number, i.schedule_id, i.callerid_name_prefix "
+        "FROM incalls i JOIN contexts c ON c.id = i.context_id "
+        "WHERE c.name = %s AND (i.did = %s OR i.did LIKE '\\_%%') ORDER BY i.id",
+        (context, did),
+    )
+    return [
+        Incall(row[0], row[1], _destination(row[2], row[3], row[4]), row[5], row[6])
+        for row in await cur.fetchall()
+    ]
+
+
+async def schedule(
+    conn: AsyncConnection[Any], *, schedule_id: int | None = None, name: str | None = None
+) -> Schedule | None:
+    cur = await conn.execute(
+        "SELECT s.id, s.name, s.timezone, s.closed_dest_type, s.closed_dest_id, s.closed_dest_number, "
+        "COALESCE((SELECT array_agg(ARRAY[array_to_string(p.weekdays, ','), p.start_time::text, "
+        "          p.end_time::text] ORDER BY p.id) FROM schedule_periods p "
+        "          WHERE p.schedule_id = s.id), '{}') "
+        "FROM schedules s WHERE " + ("s.id = %s" if schedule_id is not None else "s.name = %s"),
+        (schedule_id if schedule_id is not None else name,),
+    )
+    row = await cur.fetchone()
+    if row is None:
+        return None
+    periods = tuple(
+        Period(tuple(int(d) for d in days.split(",")), time.fromisoformat(start), time.fromisoformat(end))
+        for days, start, end in row[6]
+    )
+    return Schedule(row[0], row[1], row[2], _destination(row[3], row[4], row[5]), periods)
+
+
+async def outcall_routes(conn: AsyncConnection[Any], context: str) -> list[OutcallRoute]:
+    """Every outcall pattern of the outcall context ``context``, with its enabled trunks in order."""
+    cur = await conn.execute(
+        "SELECT o.name, p.pattern, p.strip, p.prefix, p.callerid, o.internal_callerid, o.ring_seconds, "
+        "COALESCE((SELECT array_agg(t.name ORDER BY ot.position) FROM outcall_trunks ot "
+        "          JOIN trunks t ON t.id = ot.trunk_id WHERE ot.outcall_id = o.id AND t.enabled), '{}') "
+        "FROM outcall_patterns p JOIN outcalls o ON o.id = p.outcall_id "
+        "JOIN contexts c ON c.id = o.context_id "
+        "WHERE c.name = %s ORDER BY p.id",
+        (context,),
+    )
+    return [OutcallRoute(*row[:7], tuple(row[7])) for row in await cur.fetchall()]
+
+
+_QUEUE = (
+    "SELECT id, name, display_name, strategy, member_timeout, retry_seconds, wrapup_seconds, max_waiting, "
+    "max_wait_seconds, music_class, announce_position, weight FROM queues "
+)
+
+
+async def queue(
+    conn: AsyncConnection[Any], *, queue_id: int | None = None, name: str | None = None
+) -> QueueOptions | None:
+    if queue_id is not None:
+        cur = await conn.execute(_QUEUE + "WHERE id = %s", (queue_id,))
+    else:
+        cur = await conn.execute(_QUEUE + "WHERE name = %s", (name,))
+    row = await cur.fetchone()
+    return None if row is None else QueueOptions(*row)
+
+
+async def destination_argument(conn: AsyncConnection[Any], dest: Destination) -> str:
+    """What the dialplan needs to reach ``dest``: a user id, a group or queue name, ``mailbox@context``, a
+    number; empty for hangup or a target that no longer exists."""
+    if dest.type == "user":
+        return str(dest.id)
+    if dest.type == "number":
+        return dest.number or ""
+    if dest.type == "group":
+        cur = await conn.execute("SELECT name FROM groups WHERE id = %s", (dest.id,))
+    elif dest.type == "queue":
+        cur = await conn.execute("SELECT name FROM queues WHERE id = %s", (dest.id,))
+    elif dest.type == "voicemail":
+        cur = await conn.execute("SELECT mailbox || '@' || context FROM voicemails WHERE id = %s", (dest.id,))
+    else:
+        return ""
+    row = await cur.fetchone()
+    return "" if row is None else str(row[0])
+
+
+# ------------------------------------------------------------------------ Asterisk extension patterns
+
+_CLASSES = {"X": "0-9", "Z": "1-9", "N": "2-9"}
+
+
+@lru_cache(maxsize=4096)
+def _pattern_regex(pattern: str) -> re.Pattern[str] | None:
+    if not pattern.startswith("_"):
+        return None
+    out = []
+    body = pattern[1:]
+    i = 0
+    while i < len(body):
+        char = body[i].upper()
+        if char in _CLASSES:
+            out.append(f"[{_CLASSES[char]}]")
+        elif char == "[":
+            end = body.find("]", i)
+            if end < 0:
+                return re.compile(r"(?!)")
+            out.append("[" + re.escape(body[i + 1 : end]).replace("\\-", "-") + "]")
+            i = end
+        elif char == ".":
+            out.append(".+")
+        elif char == "!":
+            out.append(".*")
+        elif char == "-":
+            pass  # Asterisk ignores dashes in patterns
+        else:
+            out.append(re.escape(body[i]))
+        i += 1
+    return re.compile("".join(out) + r"\Z")
+
+
+def extension_matches(pattern: str, number: str) -> bool:
+    """True when dialplan extension ``pattern`` (a literal or ``_`` pattern) matches ``number``."""
+    regex = _pattern_regex(pattern)
+    if regex is None:
+        return pattern == number
+    return regex.match(number) is not None
+
+
+def _set_size(pattern_body: str, i: int) -> tuple[int, int]:
+    end = pattern_body.find("]", i)
+    inside = pattern_body[i + 1 : end]
+    size = 0
+    j = 0
+    while j < len(inside):
+        if j + 2 < len(inside) and inside[j + 1] == "-":
+            size += max(1, ord(inside[j + 2]) - ord(inside[j]) + 1)
+            j += 3
+        else:
+            size += 1
+            j += 1
+    return size, end
+
+
+def pattern_order(pattern: str) -> tuple[int, tuple[int, ...]]:
+    """Sort key: the most specific first, like Asterisk's ext_cmp (literals, then character by character
+    the smaller set of possible characters wins; ``.`` and ``!`` last)."""
+    if not pattern.startswith("_"):
+        return (0, ())
+    weights = []
+    body = pattern[1:]
+    i = 0
+    while i < len(body):
+        char = body[i].upper()
+        if char == "[":
+            size, i = _set_size(body, i)
+            weights.append(size)
+        elif char in _CLASSES:
+            weights.append({"X": 10, "Z": 9, "N": 8}[char])
+        elif char == ".":
+            weights.append(100)
+        elif char == "!":
+            weights.append(101)
+        elif char != "-":
+            weights.append(1)
+        i += 1
+    return (1, tuple(weights))
+
+
+def best_match(number: str, patterns: Sequence[str]) -> int | None:
+    """Index in ``patterns`` of the one Asterisk would pick for ``number``, or None."""
+    found = [(pattern_order(p), i) for i, p in enumerate(patterns) if extension_matches(p, number)]
+    return min(found)[1] if found else None
+
+
+# -------------------------------------------------------------------------------------------- schedules
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def schedule_is_open(sched: Schedule, now: datetime) -> bool:
+    """Open when the local time of ``now`` (aware) in the schedule's zone falls in one of its periods.
+
+    A period is ``start <= t < end``; an end of 23:59:59.999999 (``24:00``) includes the end of the day.
+    """
+    local = now.astimezone(_zone(sched.timezone))
+    t = local.time().replace(tzinfo=None)
+    day = local.isoweekday()
+    for period in sched.periods:
+        if day in period.weekdays and period.start <= t and (t < period.end or period.end == time.max):
+            return True
+    return False
