@@ -40,9 +40,12 @@ def _relay(config_dir: Path, env: dict[str, str]) -> list[str]:
 
 
 def _agid(config_dir: Path, env: dict[str, str]) -> list[str]:
-    _write_yaml(
-        config_dir / "config.yml", {"listen_address": "127.0.0.1", "listen_port": int(env["PBX_AGID_PORT"])}
-    )
+    settings = {
+        "listen_address": "127.0.0.1",
+        "listen_port": int(env["PBX_AGID_PORT"]),
+        "db_dsn_file": str(Path(env["PBX_SECRETS_DIR"]) / "pbx_agid.dsn"),
+    }
+    _write_yaml(config_dir / "config.yml", settings)
     return ["--config-dir", str(config_dir)]
 
 
