@@ -6,4 +6,8 @@ of them. Adding one is one line here.
 
 BENCHMARKS: dict[str, str] = {
     "admin.import_10k": "admin_import:import_10k",
+    "agid.throughput": "agid_load:throughput",
+    "agid.db_frozen": "agid_load:db_frozen",
+    "ctid.ami_ingest": "ctid_ami_ingest:ami_ingest",
+    "ctid.cti_latency": "ctid_cti_latency:cti_latency",
 }

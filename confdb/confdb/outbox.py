@@ -36,7 +36,11 @@ logging.getLogger("pika").addHandler(logging.NullHandler())
 
 # What a broker that is down, refuses or does not answer raises, besides plain socket errors.
 _BROKER_FAILURES = (
-    pika.exceptions.AMQPError, pika.exceptions.ChannelError, pika_workflow.AMQPConnectorException, OSError)
+    pika.exceptions.AMQPError,
+    pika.exceptions.ChannelError,
+    pika_workflow.AMQPConnectorException,
+    OSError,
+)
 
 # pg_try_advisory_xact_lock key held while a batch is published and marked: b"pbxoutbx" as a bigint.
 LOCK_KEY = int.from_bytes(b"pbxoutbx", "big")
@@ -139,8 +143,10 @@ class Publisher:
             timestamp=int(row.created_at.timestamp()),
             headers={"x-outbox-id": row.id},
         )
-        with self._failures(f"publishing outbox row {row.id} failed"), \
-                self._deadline(f"no publisher confirm within {self.timeout:g}s"):
+        with (
+            self._failures(f"publishing outbox row {row.id} failed"),
+            self._deadline(f"no publisher confirm within {self.timeout:g}s"),
+        ):
             self._channel.basic_publish(self.exchange, row.routing_key, body, properties)
 
     def keepalive(self) -> None:
@@ -245,9 +251,14 @@ def _publish_batch(conn: psycopg.Connection[Any], publisher: Publisher, batch: i
         locked = conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (LOCK_KEY,)).fetchone()
         if not (locked and locked[0]):
             return 0, False, True
-        rows = [OutboxRow(*r) for r in conn.execute(
-            "SELECT id, routing_key, payload, created_at FROM outbox WHERE published_at IS NULL "
-            "ORDER BY id LIMIT %s", (batch,))]
+        rows = [
+            OutboxRow(*r)
+            for r in conn.execute(
+                "SELECT id, routing_key, payload, created_at FROM outbox WHERE published_at IS NULL "
+                "ORDER BY id LIMIT %s",
+                (batch,),
+            )
+        ]
         for row in rows:
             try:
                 publisher.publish(row)
@@ -256,8 +267,9 @@ def _publish_batch(conn: psycopg.Connection[Any], publisher: Publisher, batch: i
                 break
             confirmed.append(row.id)
         if confirmed:
-            conn.execute("UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s)",
-                         (confirmed,))
+            conn.execute(
+                "UPDATE outbox SET published_at = clock_timestamp() WHERE id = ANY(%s)", (confirmed,)
+            )
     if failure is not None:
         raise failure
     return len(confirmed), bool(rows), False
@@ -286,7 +298,9 @@ def purge_published(conn: psycopg.Connection[Any], older_than_days: float) -> in
     with conn.transaction():
         cur = conn.execute(
             "DELETE FROM outbox WHERE published_at IS NOT NULL "
-            "AND published_at < now() - make_interval(secs => %s)", (older_than_days * 86400.0,))
+            "AND published_at < now() - make_interval(secs => %s)",
+            (older_than_days * 86400.0,),
+        )
         return cur.rowcount
 
 
@@ -294,7 +308,7 @@ def status(conn: psycopg.Connection[Any]) -> OutboxStatus:
     row = conn.execute(
         "SELECT count(*) FILTER (WHERE published_at IS NULL), count(published_at), "
         "extract(epoch FROM now() - min(created_at) FILTER (WHERE published_at IS NULL))::float8, "
-        "max(published_at) FROM outbox").fetchone()
+        "max(published_at) FROM outbox"
+    ).fetchone()
     assert row is not None
     return OutboxStatus(pending=row[0], published=row[1], oldest_pending_age=row[2], last_published_at=row[3])
-

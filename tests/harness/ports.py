@@ -2,28 +2,45 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
+from pathlib import Path
 
 LOOPBACK = "127.0.0.1"
+_EPHEMERAL_RANGE = Path("/proc/sys/net/ipv4/ip_local_port_range")
+# Below the kernel's ephemeral range: an outgoing connection never takes one of these as its local
+# port. Inside that range, a client retrying a stopped server's port can connect to itself (TCP
+# simultaneous open) and hold the port, so the server cannot bind it again on restart.
+_FALLBACK_LOW, _FALLBACK_HIGH = 20000, 32767
 
 _handed_out: set[int] = set()
+
+
+def _listen_range() -> tuple[int, int]:
+    try:
+        ephemeral_low = int(_EPHEMERAL_RANGE.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _FALLBACK_LOW, _FALLBACK_HIGH
+    high = min(_FALLBACK_HIGH, ephemeral_low - 1)
+    low = max(1024, min(_FALLBACK_LOW, high - 2000))
+    return low, high
 
 
 def free_port(host: str = LOOPBACK) -> int:
     """Return a TCP port that is free on ``host`` now and was not handed out before in this process.
 
     The port is only probed, not reserved: start the server soon after. Ports already returned
-    are skipped so that several servers of one test session never race for the same port.
+    are skipped so that several servers of one test session never race for the same port. Ports
+    come from below the ephemeral range, so no client socket can take one while its server is down.
     """
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            sock.bind((host, 0))
-            port: int = sock.getsockname()[1]
-        if port not in _handed_out:
+    low, high = _listen_range()
+    for _ in range(200):
+        port = random.randint(low, high)
+        if port not in _handed_out and port_is_free(port, host):
             _handed_out.add(port)
             return port
-    raise RuntimeError("no free TCP port found")
+    raise RuntimeError(f"no free TCP port found in {low}-{high}")
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:
@@ -34,6 +51,16 @@ def port_is_free(port: int, host: str = LOOPBACK) -> bool:
             sock.bind((host, port))
         except OSError:
             return False
+    return True
+
+
+def wait_free(port: int, timeout: float, host: str = LOOPBACK, interval: float = 0.1) -> bool:
+    """Poll until ``host:port`` can be bound (a lingering client socket may hold it for a moment)."""
+    deadline = time.monotonic() + timeout
+    while not port_is_free(port, host):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(interval)
     return True
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from harness import procs
-from harness.ports import LOOPBACK, free_port, port_is_free
+from harness.ports import LOOPBACK, free_port, wait_free
 
 if TYPE_CHECKING:
     from psycopg.sql import Composable
@@ -147,7 +147,7 @@ class PostgresServer:
         if self.running:
             return
         self.init()
-        if not port_is_free(self.port, self.host):
+        if not wait_free(self.port, 5.0, self.host):
             raise procs.fail(f"PostgreSQL port {self.host}:{self.port} is already in use", self.log_file)
         socket_dir = self.socket_dir
         socket_dir.mkdir(mode=0o700, exist_ok=True)

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from harness import procs
-from harness.ports import LOOPBACK, free_port, port_is_free, wait_accepts
+from harness.ports import LOOPBACK, free_port, wait_accepts, wait_free
 
 if TYPE_CHECKING:
     import pika
@@ -104,7 +104,7 @@ class RabbitMQServer:
         if self.running:
             return
         for port in (self.port, self.dist_port):
-            if not port_is_free(port, self.host):
+            if not wait_free(port, 5.0, self.host):
                 raise procs.fail(f"RabbitMQ port {self.host}:{port} is already in use", self.log_file)
         self._save_state()
         self._write_files()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import socket
+import threading
+from pathlib import Path
 
-from harness.ports import accepts, free_port, port_is_free, wait_accepts
+from harness.ports import accepts, free_port, port_is_free, wait_accepts, wait_free
 
 
 def test_free_ports_are_distinct_and_bindable() -> None:
@@ -22,3 +24,18 @@ def test_listening_port_is_seen() -> None:
         assert accepts(port)
         assert wait_accepts(port, timeout=1)
     assert not wait_accepts(port, timeout=0.2)
+
+
+def test_free_ports_are_outside_the_ephemeral_range() -> None:
+    ephemeral_low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    assert all(free_port() < ephemeral_low for _ in range(50))
+
+
+def test_wait_free_waits_for_the_holder_to_close() -> None:
+    server = socket.socket()
+    server.bind(("127.0.0.1", free_port()))
+    server.listen()
+    port = server.getsockname()[1]
+    assert not wait_free(port, timeout=0.2)
+    threading.Timer(0.3, server.close).start()
+    assert wait_free(port, timeout=3)

@@ -78,10 +78,18 @@ examples:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="pbx-admin", description=DESCRIPTION, epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", type=Path, default=CONFIG_FILE, metavar="FILE",
-                        help=f"configuration file (default {CONFIG_FILE}); its conf.d/ folder is read too")
+        prog="pbx-admin",
+        description=DESCRIPTION,
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=CONFIG_FILE,
+        metavar="FILE",
+        help=f"configuration file (default {CONFIG_FILE}); its conf.d/ folder is read too",
+    )
     parser.add_argument("--dsn", help="database connection string (overrides the configuration)")
     parser.add_argument("--json", action="store_true", help="print results as JSON")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)

@@ -97,17 +97,35 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("-c", "--config", type=Path, default=CONFIG_FILE, metavar="FILE",
-                        help="configuration file; its folder's conf.d/*.yml is read too "
-                             "(default: %(default)s)")
-    parser.add_argument("--poll-interval", type=float, metavar="SECONDS",
-                        help="overrides relay.poll_interval")
-    parser.add_argument("-l", "--log-level", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL",
-                        help="logging threshold: " + ", ".join(LOG_LEVELS))
-    parser.add_argument("--once", action="store_true",
-                        help="publish what is pending, then exit (0 if all of it went out, 1 if not)")
-    parser.add_argument("--check-config", action="store_true",
-                        help="print the checked configuration (secrets hidden) as YAML and exit (0, or 2)")
+    parser.add_argument(
+        "-c",
+        "--config",
+        type=Path,
+        default=CONFIG_FILE,
+        metavar="FILE",
+        help="configuration file; its folder's conf.d/*.yml is read too (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--poll-interval", type=float, metavar="SECONDS", help="overrides relay.poll_interval"
+    )
+    parser.add_argument(
+        "-l",
+        "--log-level",
+        type=str.upper,
+        choices=LOG_LEVELS,
+        metavar="LEVEL",
+        help="logging threshold: " + ", ".join(LOG_LEVELS),
+    )
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="publish what is pending, then exit (0 if all of it went out, 1 if not)",
+    )
+    parser.add_argument(
+        "--check-config",
+        action="store_true",
+        help="print the checked configuration (secrets hidden) as YAML and exit (0, or 2)",
+    )
     return parser
 
 

@@ -94,7 +94,8 @@ class Relay:
         self._clock = clock
         self._db: psycopg.Connection[Any] | None = None
         self._publisher = outbox.Publisher(
-            settings.bus_url, exchange=settings.exchange, timeout=settings.publish_timeout)
+            settings.bus_url, exchange=settings.exchange, timeout=settings.publish_timeout
+        )
         self.postgres = Link("PostgreSQL", settings.max_backoff)
         self.rabbitmq = Link("RabbitMQ", settings.max_backoff)
         self._notified = False
@@ -115,8 +116,11 @@ class Relay:
 
     def run(self, *, once: bool = False) -> bool:
         """Relay until stop(); with `once`, publish what is pending and return whether all of it went out."""
-        log.info("relaying the outbox to exchange %s, polling every %gs", self.settings.exchange,
-                 self.settings.poll_interval)
+        log.info(
+            "relaying the outbox to exchange %s, polling every %gs",
+            self.settings.exchange,
+            self.settings.poll_interval,
+        )
         try:
             while not self._stopping:
                 after = self.step()
@@ -187,17 +191,25 @@ class Relay:
             raise outbox.OutboxDatabaseError(f"PostgreSQL: {' '.join(str(exc).split())}") from exc
         self._next_purge = self._clock() + self.settings.purge_interval
         if deleted:
-            log.info("deleted %d events published more than %g days ago",
-                     deleted, self.settings.retention_days)
+            log.info(
+                "deleted %d events published more than %g days ago", deleted, self.settings.retention_days
+            )
 
     # -- PostgreSQL -----------------------------------------------------------------------------
 
     def _open_db(self) -> psycopg.Connection[Any]:
         s = self.settings
         conn = self._connect(
-            s.dsn, autocommit=True, connect_timeout=s.connect_timeout,
-            options=f"-c statement_timeout={s.statement_timeout_ms}", application_name="pbx-event-relay",
-            keepalives=1, keepalives_idle=30, keepalives_interval=10, keepalives_count=3)
+            s.dsn,
+            autocommit=True,
+            connect_timeout=s.connect_timeout,
+            options=f"-c statement_timeout={s.statement_timeout_ms}",
+            application_name="pbx-event-relay",
+            keepalives=1,
+            keepalives_idle=30,
+            keepalives_interval=10,
+            keepalives_count=3,
+        )
         try:
             conn.add_notify_handler(self._on_notify)
             conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
@@ -226,7 +238,8 @@ class Relay:
             if remaining <= 0 or self._db is None:
                 return
             readable, _, _ = select.select(
-                [self._db.fileno(), self._wake_r], [], [], min(remaining, KEEPALIVE_INTERVAL))
+                [self._db.fileno(), self._wake_r], [], [], min(remaining, KEEPALIVE_INTERVAL)
+            )
             self._drain_wake_pipe()
             if self._db.fileno() in readable:
                 return  # drain() reads the notification (or the error, if the server went away)

@@ -87,13 +87,23 @@ def check(merged: Mapping[str, Any]) -> Settings:
 def redacted(settings: Settings) -> dict[str, Any]:
     """The checked settings laid out like the files, secrets hidden (for --check-config)."""
     return {
-        "db": {"dsn": "<hidden>", "connect_timeout": settings.connect_timeout,
-               "statement_timeout_ms": settings.statement_timeout_ms},
-        "bus": {"url": "<hidden>", "exchange": settings.exchange,
-                "publish_timeout": settings.publish_timeout},
-        "relay": {"poll_interval": settings.poll_interval, "batch": settings.batch,
-                  "max_backoff": settings.max_backoff, "retention_days": settings.retention_days,
-                  "purge_interval": settings.purge_interval},
+        "db": {
+            "dsn": "<hidden>",
+            "connect_timeout": settings.connect_timeout,
+            "statement_timeout_ms": settings.statement_timeout_ms,
+        },
+        "bus": {
+            "url": "<hidden>",
+            "exchange": settings.exchange,
+            "publish_timeout": settings.publish_timeout,
+        },
+        "relay": {
+            "poll_interval": settings.poll_interval,
+            "batch": settings.batch,
+            "max_backoff": settings.max_backoff,
+            "retention_days": settings.retention_days,
+            "purge_interval": settings.purge_interval,
+        },
         "log_level": settings.log_level,
     }
 

@@ -53,9 +53,17 @@ class EventQueue:
             while True:
                 method, props, body = channel.basic_get(self.queue, auto_ack=True)
                 if method is not None:
-                    got.append(Received(
-                        method.routing_key, props.message_id, dict(props.headers or {}), props.content_type,
-                        props.delivery_mode, props.timestamp, json.loads(body)))
+                    got.append(
+                        Received(
+                            method.routing_key,
+                            props.message_id,
+                            dict(props.headers or {}),
+                            props.content_type,
+                            props.delivery_mode,
+                            props.timestamp,
+                            json.loads(body),
+                        )
+                    )
                     continue
                 now = time.monotonic()
                 if len(got) >= count:

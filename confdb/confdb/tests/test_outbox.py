@@ -46,7 +46,8 @@ def conn(pbx_db: PbxDatabase) -> Iterator[psycopg.Connection[Any]]:
 def _rows(conn: psycopg.Connection[Any]) -> list[tuple[int, str, Any, bool]]:
     with conn.transaction():
         return conn.execute(
-            "SELECT id, routing_key, payload, published_at IS NOT NULL FROM outbox ORDER BY id").fetchall()
+            "SELECT id, routing_key, payload, published_at IS NOT NULL FROM outbox ORDER BY id"
+        ).fetchall()
 
 
 def _emit(conn: psycopg.Connection[Any], count: int, start: int = 0) -> None:
@@ -56,7 +57,8 @@ def _emit(conn: psycopg.Connection[Any], count: int, start: int = 0) -> None:
 
 
 def test_events_written_while_rabbitmq_is_down_arrive_in_order_exactly_once(
-        conn, broker: RabbitMQServer, events_queue: EventQueue) -> None:
+    conn, broker: RabbitMQServer, events_queue: EventQueue
+) -> None:
     broker.stop()
     try:
         slowest = 0.0
@@ -95,12 +97,17 @@ def test_payload_format(conn, events_queue: EventQueue, broker: RabbitMQServer) 
     outbox.publish_pending(conn, broker.url, exchange=events_queue.exchange)
     received = {m.routing_key: m.payload for m in events_queue.collect(4)}
     assert received["user.created"] == {
-        "version": 1, "object": "user", "action": "created", "data": {"id": created.id, "uuid": created.uuid}}
+        "version": 1,
+        "object": "user",
+        "action": "created",
+        "data": {"id": created.id, "uuid": created.uuid},
+    }
     assert received["extension.created"]["data"]["exten"] == "1001"
 
 
 def test_concurrent_publishers_neither_duplicate_nor_reorder(
-        pbx_db: PbxDatabase, conn, events_queue: EventQueue, broker: RabbitMQServer) -> None:
+    pbx_db: PbxDatabase, conn, events_queue: EventQueue, broker: RabbitMQServer
+) -> None:
     writing = threading.Event()
     writing.set()
     errors: list[BaseException] = []
@@ -111,8 +118,9 @@ def test_concurrent_publishers_neither_duplicate_nor_reorder(
             with psycopg.connect(pbx_db.dsn()) as own:
                 while True:
                     still_writing = writing.is_set()
-                    counts[slot] += outbox.publish_pending(own, broker.url, exchange=events_queue.exchange,
-                                                           timeout=10, batch=7)
+                    counts[slot] += outbox.publish_pending(
+                        own, broker.url, exchange=events_queue.exchange, timeout=10, batch=7
+                    )
                     if not still_writing:
                         return
         except BaseException as exc:
@@ -139,7 +147,8 @@ def test_concurrent_publishers_neither_duplicate_nor_reorder(
 
 
 def test_a_held_lock_makes_other_publishers_return_at_once(
-        pbx_db: PbxDatabase, conn, events_queue: EventQueue, broker: RabbitMQServer) -> None:
+    pbx_db: PbxDatabase, conn, events_queue: EventQueue, broker: RabbitMQServer
+) -> None:
     _emit(conn, 3)
     with psycopg.connect(pbx_db.dsn()) as holder, holder.transaction():
         holder.execute("SELECT pg_advisory_xact_lock(%s)", (outbox.LOCK_KEY,))
@@ -151,7 +160,8 @@ def test_a_held_lock_makes_other_publishers_return_at_once(
 
 
 def test_uncommitted_events_are_not_published(
-        pbx_db: PbxDatabase, conn, events_queue: EventQueue, broker: RabbitMQServer) -> None:
+    pbx_db: PbxDatabase, conn, events_queue: EventQueue, broker: RabbitMQServer
+) -> None:
     with psycopg.connect(pbx_db.dsn()) as other, other.transaction():
         events.emit(other, "user", "created", id=1)
         _emit(conn, 1, start=2)
@@ -213,7 +223,8 @@ def test_a_silent_server_fails_within_the_timeout(conn) -> None:
 
 
 def test_a_frozen_broker_fails_within_the_timeout_and_nothing_is_lost(
-        conn, events_queue: EventQueue, broker: RabbitMQServer) -> None:
+    conn, events_queue: EventQueue, broker: RabbitMQServer
+) -> None:
     """A broker that accepted the connection, then stops answering (SIGSTOP): no confirm, no hang."""
     _emit(conn, 3)
     publisher = outbox.Publisher(broker.url, exchange=events_queue.exchange, timeout=1.0)

@@ -52,11 +52,16 @@ def _write_config(path: Path, values: dict[str, Any]) -> Path:
 
 
 def _settings(pbx_db: PbxDatabase, url: str, exchange: str, **relay: Any) -> relay_settings.Settings:
-    return relay_settings.check(config.merge(relay_settings.DEFAULTS, {
-        "db": {"dsn": pbx_db.dsn()},
-        "bus": {"url": url, "exchange": exchange, "publish_timeout": 2.0},
-        "relay": {"poll_interval": 30.0, "max_backoff": 0.5} | relay,
-    }))
+    return relay_settings.check(
+        config.merge(
+            relay_settings.DEFAULTS,
+            {
+                "db": {"dsn": pbx_db.dsn()},
+                "bus": {"url": url, "exchange": exchange, "publish_timeout": 2.0},
+                "relay": {"poll_interval": 30.0, "max_backoff": 0.5} | relay,
+            },
+        )
+    )
 
 
 def _pending(pbx_db: PbxDatabase) -> int:
@@ -77,9 +82,14 @@ def _emit(pbx_db: PbxDatabase, count: int) -> None:
 def test_configuration_layers_and_secret_files(tmp_path: Path) -> None:
     (tmp_path / "dsn").write_text("host=db user=pbx_writer\n")
     (tmp_path / "url").write_text(BUS_URL + "\n")
-    config_file = _write_config(tmp_path / "config.yml", {
-        "db": {"dsn_file": str(tmp_path / "dsn")}, "bus": {"url_file": str(tmp_path / "url")},
-        "relay": {"poll_interval": 2}})
+    config_file = _write_config(
+        tmp_path / "config.yml",
+        {
+            "db": {"dsn_file": str(tmp_path / "dsn")},
+            "bus": {"url_file": str(tmp_path / "url")},
+            "relay": {"poll_interval": 2},
+        },
+    )
     (tmp_path / "conf.d").mkdir()
     _write_config(tmp_path / "conf.d" / "10-local.yml", {"relay": {"retention_days": 0}})
     settings = relay_settings.load(config_file, {"log_level": "debug"})
@@ -89,18 +99,33 @@ def test_configuration_layers_and_secret_files(tmp_path: Path) -> None:
     assert "secret" not in str(relay_settings.redacted(settings))
 
 
-@pytest.mark.parametrize(("values", "message"), [
-    ({"bus": {"url": BUS_URL}}, "db.dsn_file: cannot read"),
-    ({"db": {"dsn": "x", "dsn_file": ""}, "bus": {"url": BUS_URL}}, None),
-    ({"db": {"dsn": "x"}}, r"bus.url: not set \(set it, or bus.url_file\)"),
-    ({"db": {"dsn": "x"}, "bus": {"url": "http://example.org/"}}, "bus.url: not a valid amqp:// URL"),
-    ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL, "publish_timeout": "soon"}}, "bus.publish_timeout: must"),
-    ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"batch": 0}}, "relay.batch: must be at least 1"),
-    ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"batch": 2.5}}, "relay.batch: must be a whole"),
-    ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"retention_days": -1}}, "relay.retention_days"),
-    ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": True}, "relay: must be a mapping"),
-    ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "log_level": "loud"}, "log_level: must be one of"),
-])
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"bus": {"url": BUS_URL}}, "db.dsn_file: cannot read"),
+        ({"db": {"dsn": "x", "dsn_file": ""}, "bus": {"url": BUS_URL}}, None),
+        ({"db": {"dsn": "x"}}, r"bus.url: not set \(set it, or bus.url_file\)"),
+        ({"db": {"dsn": "x"}, "bus": {"url": "http://example.org/"}}, "bus.url: not a valid amqp:// URL"),
+        (
+            {"db": {"dsn": "x"}, "bus": {"url": BUS_URL, "publish_timeout": "soon"}},
+            "bus.publish_timeout: must",
+        ),
+        (
+            {"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"batch": 0}},
+            "relay.batch: must be at least 1",
+        ),
+        (
+            {"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"batch": 2.5}},
+            "relay.batch: must be a whole",
+        ),
+        (
+            {"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"retention_days": -1}},
+            "relay.retention_days",
+        ),
+        ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": True}, "relay: must be a mapping"),
+        ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "log_level": "loud"}, "log_level: must be one of"),
+    ],
+)
 def test_bad_configuration_names_the_key(values: dict[str, Any], message: str | None) -> None:
     merged = config.merge(relay_settings.DEFAULTS, values)
     merged["db"]["dsn_file"] = values.get("db", {}).get("dsn_file", "/nonexistent/pbx_writer.dsn")
@@ -112,11 +137,13 @@ def test_bad_configuration_names_the_key(values: dict[str, Any], message: str | 
 
 
 def test_command_line_exit_status_on_config_errors(
-        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert relay_main.main(["--config", str(tmp_path / "missing.yml")]) == 2
     assert "configuration error: " in capsys.readouterr().err
-    config_file = _write_config(tmp_path / "config.yml", {"db": {"dsn": "host=x password=hush"},
-                                                          "bus": {"url": BUS_URL}})
+    config_file = _write_config(
+        tmp_path / "config.yml", {"db": {"dsn": "host=x password=hush"}, "bus": {"url": BUS_URL}}
+    )
     assert relay_main.main(["--config", str(config_file), "--check-config", "--poll-interval", "3"]) == 0
     shown = capsys.readouterr().out
     assert "poll_interval: 3.0" in shown and "hush" not in shown and "secret" not in shown
@@ -130,8 +157,16 @@ def test_help_documents_keys_and_exit_status(capsys: pytest.CaptureFixture[str])
         relay_main.main(["--help"])
     assert done.value.code == 0
     text = capsys.readouterr().out
-    for key in ("db.dsn_file", "bus.url_file", "bus.publish_timeout", "relay.poll_interval",
-                "relay.retention_days", "exit status:", "SIGTERM", "example:"):
+    for key in (
+        "db.dsn_file",
+        "bus.url_file",
+        "bus.publish_timeout",
+        "relay.poll_interval",
+        "relay.retention_days",
+        "exit status:",
+        "SIGTERM",
+        "example:",
+    ):
         assert key in text
 
 
@@ -153,7 +188,9 @@ def test_link_logs_state_changes_only(caplog: pytest.LogCaptureFixture) -> None:
         link.succeeded()
         link.succeeded()
     assert [(r.levelname, r.getMessage().split(",")[0]) for r in caplog.records] == [
-        ("WARNING", "RabbitMQ unavailable"), ("INFO", "RabbitMQ available again")]
+        ("WARNING", "RabbitMQ unavailable"),
+        ("INFO", "RabbitMQ available again"),
+    ]
 
 
 # -- the service ----------------------------------------------------------------------------------------
@@ -166,8 +203,8 @@ def _run_in_thread(relay: Relay) -> threading.Thread:
 
 
 def test_relay_rides_out_a_rabbitmq_outage(
-        pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue,
-        caplog: pytest.LogCaptureFixture) -> None:
+    pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="pbx-event-relay")
     relay = Relay(_settings(pbx_db, broker.url, events_queue.exchange, poll_interval=0.2))
     thread = _run_in_thread(relay)
@@ -194,8 +231,8 @@ def test_relay_rides_out_a_rabbitmq_outage(
 
 
 def test_relay_reconnects_to_postgresql(
-        pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue,
-        caplog: pytest.LogCaptureFixture) -> None:
+    pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="pbx-event-relay")
     relay = Relay(_settings(pbx_db, broker.url, events_queue.exchange))  # polls every 30 s: NOTIFY only
     thread = _run_in_thread(relay)
@@ -203,11 +240,14 @@ def test_relay_reconnects_to_postgresql(
         _emit(pbx_db, 1)
         assert wait_for(lambda: _pending(pbx_db) == 0, 20)
         with psycopg.connect(pbx_db.superuser_dsn, autocommit=True) as admin:
-            killed = admin.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                                   "WHERE application_name = 'pbx-event-relay'").fetchall()
+            killed = admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE application_name = 'pbx-event-relay'"
+            ).fetchall()
         assert killed == [(True,)]
-        assert wait_for(lambda: any("PostgreSQL available again" in r.getMessage() for r in caplog.records),
-                        20)
+        assert wait_for(
+            lambda: any("PostgreSQL available again" in r.getMessage() for r in caplog.records), 20
+        )
         _emit(pbx_db, 1)
         assert wait_for(lambda: _pending(pbx_db) == 0, 20)
     finally:
@@ -216,12 +256,15 @@ def test_relay_reconnects_to_postgresql(
     assert [m.payload["data"]["id"] for m in events_queue.collect(2)] == [0, 0]
 
 
-def test_relay_purges_old_published_rows(pbx_db: PbxDatabase, broker: RabbitMQServer,
-                                         events_queue: EventQueue) -> None:
+def test_relay_purges_old_published_rows(
+    pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue
+) -> None:
     _emit(pbx_db, 2)
     with psycopg.connect(pbx_db.dsn()) as conn:
-        conn.execute("UPDATE outbox SET published_at = now() - interval '8 days' "
-                     "WHERE id = (SELECT min(id) FROM outbox)")
+        conn.execute(
+            "UPDATE outbox SET published_at = now() - interval '8 days' "
+            "WHERE id = (SELECT min(id) FROM outbox)"
+        )
     relay = Relay(_settings(pbx_db, broker.url, events_queue.exchange, retention_days=7))
     assert relay.run(once=True)
     with psycopg.connect(pbx_db.dsn()) as conn:
@@ -235,22 +278,31 @@ def test_relay_purges_old_published_rows(pbx_db: PbxDatabase, broker: RabbitMQSe
 def _relay_is_waiting(pbx_db: PbxDatabase) -> bool:
     """The relay connected, LISTENed and finished its first pass (its last statement is a COMMIT)."""
     with psycopg.connect(pbx_db.superuser_dsn, autocommit=True) as admin:
-        rows = admin.execute("SELECT state, query FROM pg_stat_activity "
-                             "WHERE application_name = 'pbx-event-relay'").fetchall()
+        rows = admin.execute(
+            "SELECT state, query FROM pg_stat_activity WHERE application_name = 'pbx-event-relay'"
+        ).fetchall()
     return rows == [("idle", "COMMIT")]
 
 
 def test_relay_process_publishes_commits_of_pbx_admin_at_once(
-        pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue, tmp_path: Path) -> None:
-    config_file = _write_config(tmp_path / "config.yml", {
-        "db": {"dsn": pbx_db.dsn()},
-        "bus": {"url": broker.url, "exchange": events_queue.exchange},
-        "relay": {"poll_interval": 600},  # so that only the NOTIFY can wake it within the test
-        "log_level": "info",
-    })
-    relay = subprocess.Popen([sys.executable, "-m", "confdb.relay", "--config", str(config_file)],
-                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                             text=True)
+    pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue, tmp_path: Path
+) -> None:
+    config_file = _write_config(
+        tmp_path / "config.yml",
+        {
+            "db": {"dsn": pbx_db.dsn()},
+            "bus": {"url": broker.url, "exchange": events_queue.exchange},
+            "relay": {"poll_interval": 600},  # so that only the NOTIFY can wake it within the test
+            "log_level": "info",
+        },
+    )
+    relay = subprocess.Popen(
+        [sys.executable, "-m", "confdb.relay", "--config", str(config_file)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         assert wait_for(lambda: _relay_is_waiting(pbx_db) or relay.poll() is not None, 30)
         assert relay.poll() is None
@@ -258,9 +310,25 @@ def test_relay_process_publishes_commits_of_pbx_admin_at_once(
         env["PBX_ADMIN_DSN"] = pbx_db.dsn()
         for i in range(3):
             done = subprocess.run(
-                [sys.executable, "-m", "confdb.cli.main", "--config", str(tmp_path / "none.yml"),
-                 "user", "add", "--firstname", f"P{i}", "--exten", str(3000 + i)],
-                env=env, capture_output=True, text=True, timeout=60, check=False)
+                [
+                    sys.executable,
+                    "-m",
+                    "confdb.cli.main",
+                    "--config",
+                    str(tmp_path / "none.yml"),
+                    "user",
+                    "add",
+                    "--firstname",
+                    f"P{i}",
+                    "--exten",
+                    str(3000 + i),
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                check=False,
+            )
             assert done.returncode == 0, done.stderr
         written = time.monotonic()
         with psycopg.connect(pbx_db.dsn()) as conn:
@@ -281,8 +349,13 @@ def test_relay_process_publishes_commits_of_pbx_admin_at_once(
 
 
 def test_pbx_admin_outbox_status_and_flush(
-        pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pbx_db: PbxDatabase,
+    broker: RabbitMQServer,
+    events_queue: EventQueue,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     monkeypatch.delenv("PBX_ADMIN_BUS_URL", raising=False)
     config_file = _write_config(tmp_path / "config.yml", {"bus": {"exchange": events_queue.exchange}})
     base = ["--config", str(config_file), "--dsn", pbx_db.dsn()]
@@ -305,8 +378,13 @@ def test_pbx_admin_outbox_status_and_flush(
 
 
 def test_pbx_admin_write_publishes_at_once_when_the_bus_is_configured(
-        pbx_db: PbxDatabase, broker: RabbitMQServer, events_queue: EventQueue,
-        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    pbx_db: PbxDatabase,
+    broker: RabbitMQServer,
+    events_queue: EventQueue,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+) -> None:
     config_file = _write_config(tmp_path / "config.yml", {"bus": {"exchange": events_queue.exchange}})
     base = ["--config", str(config_file), "--dsn", pbx_db.dsn()]
     monkeypatch.setenv("PBX_ADMIN_BUS_URL", "amqp://pbx:x@127.0.0.1:1/%2F")
@@ -319,4 +397,6 @@ def test_pbx_admin_write_publishes_at_once_when_the_bus_is_configured(
     assert _pending(pbx_db) == 0
     received = events_queue.collect(8)
     assert [m.payload["data"].get("exten") for m in received if m.routing_key == "extension.created"] == [
-        "4001", "4002"]
+        "4001",
+        "4002",
+    ]

@@ -1,0 +1,348 @@
+"""`CTIServer`: the hub between the call state, the directory, AMI and the CTI sessions.
+
+It owns no socket (see `factory.py`): sessions register here; tracker changes are drained after
+``flush_interval`` and fanned out to subscribers only, each event encoded once for all its receivers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict, deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.internet.defer import Deferred, fail
+from twisted.internet.interfaces import IDelayedCall
+from twisted.logger import Logger
+
+from ctid.ami.errors import AMINotConnectedError
+from ctid.cti.protocol import CTIProtocol
+from ctid.cti.ratelimit import LoginRateLimiter
+from ctid.cti.session import CTISession, encode
+from ctid.directory import Directory, User, phone_status
+from ctid.state.model import Call, line_of_device
+from ctid.state.tracker import CallTracker
+
+log = Logger()
+_MAX_ORIGINATES = 10000
+
+
+@dataclass(frozen=True)
+class CTIConfig:
+    host: str = "127.0.0.1"
+    port: int = 5003
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    max_message_bytes: int = 65536
+    max_output_bytes: int = 1 << 20
+    max_clients: int = 5000
+    login_timeout: float = 30.0
+    max_errors: int = 20
+    login_max_failures: int = 5
+    login_window: float = 60.0
+    password_threads: int = 2
+    password_max_waiting: int = 64
+    dial_context: str = "internal"
+    dial_timeout: float = 30.0
+    flush_interval: float = 0.02
+    presence_interval: float = 0.1
+    """Phone status changes are sent at most this often: one presence message for all who changed."""
+    fanout_slice: int = 100
+    """Sessions written to per reactor turn when one event goes to many."""
+
+
+class CTIServer:
+    def __init__(
+        self,
+        config: CTIConfig,
+        tracker: CallTracker,
+        directory: Directory,
+        *,
+        clock: Any,
+        check_password: Any,
+        ami: Any = None,
+    ) -> None:
+        self.config = config
+        self.tracker = tracker
+        self.directory = directory
+        self.clock = clock
+        self.check_password = check_password
+        self.ami = ami
+        self.limiter = LoginRateLimiter(config.login_max_failures, config.login_window, now=clock.seconds)
+        self.sessions: set[CTISession] = set()
+        self.presence_subs: set[CTISession] = set()
+        self.queue_subs: set[CTISession] = set()
+        self.call_subs: dict[int, set[CTISession]] = {}
+        self.statuses: dict[int, str] = {}
+        self.call_users: dict[str, set[int]] = {}
+        self.originates: OrderedDict[str, tuple[CTISession, Any]] = OrderedDict()
+        self._flush_timer: IDelayedCall | None = None
+        self._presence_timer: IDelayedCall | None = None
+        self._presence_pending: set[int] = set()
+        self._fanout: deque[tuple[bytes, list[CTISession]]] = deque()
+        self._fanout_timer: IDelayedCall | None = None
+        self.rejected_clients = 0
+        tracker.on_dirty = self._schedule_flush
+
+    def stop(self) -> None:
+        self._fanout.clear()
+        for timer in (self._flush_timer, self._presence_timer, self._fanout_timer):
+            if timer is not None and timer.active():
+                timer.cancel()
+        self._flush_timer = self._presence_timer = self._fanout_timer = None
+
+    # -- sessions
+
+    def build_protocol(self) -> CTIProtocol | None:
+        if len(self.sessions) >= self.config.max_clients:
+            self.rejected_clients += 1
+            return None
+        return CTIProtocol(
+            self,
+            max_message_bytes=self.config.max_message_bytes,
+            max_output_bytes=self.config.max_output_bytes,
+        )
+
+    def new_session(self, conn: Any) -> CTISession:
+        session = CTISession(self, conn)
+        self.sessions.add(session)
+        session.send({"class": "welcome", "version": 1, "server": "ctid"})
+        return session
+
+    def session_closed(self, session: CTISession) -> None:
+        self.sessions.discard(session)
+        self.set_topics(session, frozenset())
+
+    def logged_in(self, session: CTISession) -> None:
+        pass
+
+    def set_topics(self, session: CTISession, topics: frozenset[str]) -> None:
+        session.topics = topics
+        for topic, subs in (("presence", self.presence_subs), ("queues", self.queue_subs)):
+            if topic in topics:
+                subs.add(session)
+            else:
+                subs.discard(session)
+        if session.user is not None:
+            uid = session.user.id
+            if "calls" in topics:
+                self.call_subs.setdefault(uid, set()).add(session)
+            elif uid in self.call_subs:
+                self.call_subs[uid].discard(session)
+                if not self.call_subs[uid]:
+                    del self.call_subs[uid]
+
+    # -- helpers for sessions
+
+    def ami_action(self, action: str, headers: Any) -> Deferred:
+        if self.ami is None or not self.ami.ready:
+            return fail(AMINotConnectedError("AMI is not connected"))
+        return self.ami.send_action(action, headers)
+
+    def dial_context(self, user: User) -> str:
+        return user_context(user) or self.config.dial_context
+
+    def expect_originate(self, call_id: str, session: CTISession, rid: Any) -> None:
+        self.originates[call_id] = (session, rid)
+        while len(self.originates) > _MAX_ORIGINATES:
+            self.originates.popitem(last=False)
+
+    def forget_originate(self, call_id: str) -> None:
+        self.originates.pop(call_id, None)
+
+    def status_of(self, user: User) -> str:
+        devices = self.tracker.devices
+        return phone_status(devices.get(f"PJSIP/{line}", "UNKNOWN") for line in user.lines)
+
+    def presence_snapshot(self) -> list[dict[str, Any]]:
+        return [
+            {"user_id": u.id, "name": u.name, "status": self.statuses.get(u.id) or self.status_of(u)}
+            for u in self.directory.users.values()
+        ]
+
+    def calls_snapshot(self, user: User | None) -> list[dict[str, Any]]:
+        if user is None:
+            return []
+        lines = set(user.lines)
+        return [c.to_json() for c in self.tracker.calls.values() if c.lines() & lines]
+
+    def members_snapshot(self) -> list[dict[str, Any]]:
+        return [self._member_json(m) for m in self.tracker.members.values()]
+
+    def _member_json(self, member: Any) -> dict[str, Any]:
+        data = member.to_json()
+        line = line_of_device(member.interface)
+        data["user_ids"] = sorted(self.directory.users_of_line(line)) if line else []
+        return data
+
+    # -- fan-out
+
+    def _schedule_flush(self) -> None:
+        if self._flush_timer is None:
+            self._flush_timer = self.clock.callLater(self.config.flush_interval, self.flush)
+
+    def flush(self) -> None:
+        self._flush_timer = None
+        changes = self.tracker.drain()
+        if not changes:
+            return
+        try:
+            self._flush_devices(changes.devices)
+            for call in changes.calls.values():
+                self._send_call(call, ended=False)
+            for call in changes.ended.values():
+                self._send_call(call, ended=True)
+            for (queue, interface), member in changes.members.items():
+                self._send_member(queue, interface, member)
+            for notice in changes.notices:
+                self._send_notice(notice)
+        except Exception:
+            log.failure("CTI: dispatching call state changes failed")
+
+    def _flush_devices(self, devices: dict[str, str]) -> None:
+        if not devices:
+            return
+        pending = self._presence_pending
+        for device in devices:
+            line = line_of_device(device)
+            if line is not None:
+                pending |= self.directory.users_of_line(line)
+        if pending and self._presence_timer is None:
+            self._presence_timer = self.clock.callLater(self.config.presence_interval, self._flush_presence)
+
+    def _flush_presence(self) -> None:
+        self._presence_timer = None
+        pending, self._presence_pending = self._presence_pending, set()
+        try:
+            self._update_presence(pending)
+        except Exception:
+            log.failure("CTI: dispatching presence failed")
+
+    def _update_presence(self, user_ids: Iterable[int]) -> None:
+        changed = []
+        for uid in user_ids:
+            user = self.directory.users.get(uid)
+            if user is None:
+                if self.statuses.pop(uid, None) is not None:
+                    changed.append({"user_id": uid, "status": "unknown"})
+                continue
+            status = self.status_of(user)
+            if self.statuses.get(uid) != status:
+                self.statuses[uid] = status
+                changed.append({"user_id": uid, "name": user.name, "status": status})
+        if changed:
+            self.broadcast(self.presence_subs, {"class": "presence", "users": changed})
+
+    def _send_call(self, call: Call, ended: bool) -> None:
+        users: set[int] = set()
+        for line in call.lines():
+            users |= self.directory.users_of_line(line)
+        previous = self.call_users.pop(call.linkedid, set())
+        if not ended and users:
+            self.call_users[call.linkedid] = users
+        receivers = [s for uid in users | previous for s in self.call_subs.get(uid, ())]
+        if not receivers:
+            return
+        body = {
+            "call_id": call.linkedid,
+            "channels": [] if ended else [c.to_json() for c in call.channels.values()],
+            "transfers": call.transfers,
+        }
+        self.broadcast(receivers, {"class": "call", "call": body, "ended": ended})
+
+    def _send_member(self, queue: str, interface: str, member: Any) -> None:
+        if not self.queue_subs:
+            return
+        msg: dict[str, Any] = {
+            "class": "queue_member",
+            "queue": queue,
+            "interface": interface,
+            "removed": member is None,
+        }
+        if member is not None:
+            msg["member"] = self._member_json(member)
+        self.broadcast(self.queue_subs, msg)
+
+    def _send_notice(self, notice: dict[str, Any]) -> None:
+        if notice["kind"] == "originate":
+            entry = self.originates.pop(notice["uniqueid"], None)
+            if entry is None:
+                return
+            session, rid = entry
+            result = "Success" if notice["result"] == "Success" else "Failure"
+            session.send(
+                {
+                    "class": "originate_result",
+                    "request_id": rid,
+                    "call_id": notice["uniqueid"],
+                    "result": result,
+                    "reason": notice["reason"],
+                }
+            )
+            return
+        call_id = notice.get("call_id")
+        users = self.call_users.get(call_id, set()) if call_id else set()
+        receivers = [s for uid in users for s in self.call_subs.get(uid, ())]
+        if receivers:
+            self.broadcast(
+                receivers,
+                {"class": "transfer", "call_id": call_id, "kind": notice["kind"], "result": notice["result"]},
+            )
+
+    def broadcast(self, sessions: Iterable[CTISession], obj: dict[str, Any]) -> None:
+        """Send ``obj`` (encoded once) to ``sessions``. A large fan-out is written in slices of
+        ``fanout_slice`` sessions per reactor turn, in order, so that requests are served in between."""
+        targets = list(sessions)
+        if not targets:
+            return
+        data = encode(obj)
+        if not self._fanout and len(targets) <= self.config.fanout_slice:
+            for session in targets:
+                if not session.closed:
+                    session.conn.send_bytes(data)
+            return
+        self._fanout.append((data, targets))
+        if self._fanout_timer is None:
+            self._pump()
+
+    def _pump(self) -> None:
+        self._fanout_timer = None
+        budget = self.config.fanout_slice
+        while self._fanout and budget > 0:
+            data, targets = self._fanout[0]
+            chunk, rest = targets[:budget], targets[budget:]
+            for session in chunk:
+                if not session.closed:
+                    session.conn.send_bytes(data)
+            budget -= len(chunk)
+            if rest:
+                self._fanout[0] = (data, rest)
+            else:
+                self._fanout.popleft()
+        if self._fanout:
+            self._fanout_timer = self.clock.callLater(0, self._pump)
+
+    # -- directory changes
+
+    def directory_changed(self, user_ids: set[int]) -> None:
+        for session in list(self.sessions):
+            user = session.user
+            if user is None or user.id not in user_ids:
+                continue
+            current = self.directory.users.get(user.id)
+            if (
+                current is None
+                or not current.enabled
+                or current.cti_login != user.cti_login
+                or (current.cti_password_hash != user.cti_password_hash)
+            ):
+                session.error(None, None, "not_logged_in", "your account changed; log in again")
+                session.conn.close()
+            else:
+                # Same account, maybe new lines: rebind the subscriptions to the fresh object.
+                session.user = current
+        self._update_presence(user_ids)
+
+
+def user_context(user: User) -> str | None:
+    return user.context

@@ -1,0 +1,94 @@
+"""``ctid``: the CTI server daemon (entry point)."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from ctid.config import DEFAULT_CONFIG_FILE, ConfigError, load
+
+HELP = """\
+Configuration: built-in defaults, then CONFIG (default /etc/ctid/config.yml), then
+<its folder>/conf.d/*.yml
+in order, then the options below; later layers win. Sections and keys (see docs/ctid.md):
+  ami:  host, port, username, secret | secret_file, events, action_timeout, ping_interval, backoff_*, ...
+  cti:  host (127.0.0.1), port (5003), tls_cert, tls_key, max_message_bytes, max_output_bytes, max_clients,
+        login_timeout, login_max_failures, login_window, dial_context, dial_timeout, ...
+  db:   dsn | dsn_file (/etc/pbx/secrets/pbx_ctid.dsn), pool_size, statement_timeout_ms, connect_timeout
+  bus:  url | url_file (/etc/ctid/bus.url), exchange (pbx.config), timeout
+  log:  level (debug, info, warn, error)
+Signals: SIGTERM/SIGINT stop cleanly. Exit status: 0 stopped, 2 bad configuration."""
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="ctid",
+        description="CTI server: Asterisk AMI in, CTI clients (JSON over TCP) out.",
+        epilog=HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("-c", "--config", type=Path, default=DEFAULT_CONFIG_FILE, help="configuration file")
+    parser.add_argument("--cti-host", help="CTI listening address (cti.host)")
+    parser.add_argument("--cti-port", type=int, help="CTI listening port (cti.port)")
+    parser.add_argument("--ami-host", help="Asterisk manager address (ami.host)")
+    parser.add_argument("--ami-port", type=int, help="Asterisk manager port (ami.port)")
+    parser.add_argument("--check-config", action="store_true", help="validate the configuration and exit")
+    return parser.parse_args(argv)
+
+
+def overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for opt, section, key in (
+        ("cti_host", "cti", "host"),
+        ("cti_port", "cti", "port"),
+        ("ami_host", "ami", "host"),
+        ("ami_port", "ami", "port"),
+    ):
+        value = getattr(args, opt)
+        if value is not None:
+            out.setdefault(section, {})[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config = load(args.config, overrides(args))
+    except ConfigError as exc:
+        print(f"ctid: {exc}", file=sys.stderr)
+        return 2
+    if args.check_config:
+        print("ctid: configuration OK")
+        return 0
+
+    from twisted.internet import reactor
+    from twisted.logger import (
+        FilteringLogObserver,
+        LogLevel,
+        LogLevelFilterPredicate,
+        globalLogBeginner,
+        textFileLogObserver,
+    )
+
+    from ctid.daemon import Ctid
+
+    level = LogLevel.levelWithName(config.log_level)
+    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(level)])
+    globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    daemon = Ctid(config, reactor)
+
+    def stop(*_: Any) -> None:
+        reactor.callFromThread(lambda: daemon.stop().addBoth(lambda _: reactor.stop()))
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    reactor.callWhenRunning(daemon.start)
+    reactor.run(installSignalHandlers=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

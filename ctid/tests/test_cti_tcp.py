@@ -1,0 +1,416 @@
+"""ctid over real sockets: the AMI test server on one side, real CTI clients on the other."""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from twisted.internet import reactor
+from twisted.internet.defer import inlineCallbacks
+from twisted.internet.task import deferLater
+from twisted.trial import unittest
+
+from confdb import passwords
+from ctid.config import build
+from ctid.cti.validator import load, validate
+from ctid.daemon import Ctid
+from ctid.directory import Agent, User
+from ctid.testing.amiserver import AMITestServer
+from ctid.testing.cticlient import connect
+from ctid.testing.traces import Trace
+
+TRACES = Path(__file__).parent / "data" / "asterisk-traces"
+PASSWORD = "correct-horse"
+HASH = passwords.hash_password(PASSWORD, log2_n=10)  # cheaper than the real cost; same code path
+USERS = [
+    User(1, "Alice 1001", "alice", HASH, True, ("1001",), "1001", context="internal"),
+    User(2, "Bob 1002", "bob", HASH, True, ("1002",), "1002", context="internal"),
+    User(3, "Carol 1003", "carol", HASH, True, ("1003",), "1003", context="internal"),
+    User(4, "Dan", "dan", HASH, False, ("1004",), "1004"),
+]
+
+
+def trace_events(name: str) -> list[list[tuple[str, str]]]:
+    out = []
+    for m in Trace.load(TRACES, name).messages:
+        if "Event" in m.message:
+            out.append([tuple(line.split(": ", 1)) for line in m.raw.decode().split("\r\n") if ": " in line])
+    return out
+
+
+def sleep(seconds: float):
+    return deferLater(reactor, seconds, lambda: None)
+
+
+def check_schema(msg: dict) -> None:
+    schema = load("server", msg["class"])
+    assert schema is not None, msg["class"]
+    validate(msg, schema)
+
+
+class CTIOverSockets(unittest.TestCase):
+    timeout = 60
+    cti_overrides: dict = {}  # noqa: RUF012
+
+    def setUp(self):
+        self.ami = AMITestServer(username="ctid", secret="s3cret")
+        self.channels: list = []
+        self.ami.handlers["coreshowchannels"] = self._core_show_channels
+        self.ami.reply_list("DeviceStateList", [], "DeviceStateListComplete")
+        self.ami.reply_list("QueueStatus", [], "QueueStatusComplete")
+        self.ami.reply_with("Redirect", [("Response", "Success"), ("Message", "Redirect successful")])
+        self.ami.reply_with("Atxfer", [("Response", "Success"), ("Message", "Atxfer successfully queued")])
+        self.ami.reply_with("Hangup", [("Response", "Success"), ("Message", "Channel Hungup")])
+        self.ami.reply_with(
+            "QueuePause", [("Response", "Success"), ("Message", "Interface paused successfully")]
+        )
+        self.ami.reply_with("QueueAdd", [("Response", "Success"), ("Message", "Added interface to queue")])
+        self.ami.reply_with(
+            "QueueRemove", [("Response", "Success"), ("Message", "Removed interface from queue")]
+        )
+        port = self.ami.start()
+        self.addCleanup(self.ami.stop)
+        config = build(
+            {
+                "ami": {
+                    "port": port,
+                    "username": "ctid",
+                    "secret": "s3cret",
+                    "backoff_initial": 0.05,
+                    "backoff_max": 0.2,
+                },
+                "cti": {"port": 0, "login_timeout": 5.0, **self.cti_overrides},
+                "db": {"dsn_file": "/nonexistent"},
+                "bus": {"url_file": "/nonexistent"},
+            }
+        )
+        self.daemon = Ctid(config, reactor)
+        self.daemon.directory.replace_all(USERS, [Agent(1, "7001", 2, ("support", "sales"))])
+        self.daemon.start()
+        self.addCleanup(self.daemon.stop)
+        self.port = self.daemon.port.getHost().port
+        return self.ami.wait_for_action("QueueStatus")
+
+    def _core_show_channels(self, conn, msg):
+        start = [("Response", "Success"), ("EventList", "start"), ("Message", "Channels will follow")]
+        done = [
+            ("Event", "CoreShowChannelsComplete"),
+            ("EventList", "Complete"),
+            ("ListItems", str(len(self.channels))),
+        ]
+        conn.reply(msg, start, *self.channels, done)
+
+    @inlineCallbacks
+    def client(self, login: str | None = None, topics=None):
+        c = yield connect(self.port)
+        self.addCleanup(lambda: c.transport.abortConnection() if c.transport.connected else None)
+        welcome = yield c.wait_for(lambda m: m["class"] == "welcome")
+        assert welcome["version"] == 1
+        if login:
+            r = yield c.request("login", login=login, password=PASSWORD, version=1)
+            self.assertEqual(r["class"], "response", r)
+        if topics:
+            r = yield c.request("subscribe", topics=topics)
+            self.assertEqual(r["class"], "response", r)
+        return c
+
+    def play(self, name: str, until=None) -> None:
+        for fields in trace_events(name):
+            d = dict(fields)
+            if until is not None and until(d):
+                return
+            self.ami.send_event(fields)
+
+    # -- login
+
+    @inlineCallbacks
+    def test_login_success_and_failure(self):
+        c = yield self.client()
+        r = yield c.request("login", login="alice", password="wrong-password")
+        self.assertEqual((r["class"], r["code"]), ("error", "login_failed"))
+        r = yield c.request("login", login="nobody", password=PASSWORD)
+        self.assertEqual(r["code"], "login_failed")
+        r = yield c.request("login", login="dan", password=PASSWORD)  # disabled
+        self.assertEqual(r["code"], "login_failed")
+        r = yield c.request("login", login="alice", password=PASSWORD, version=2)
+        self.assertEqual(r["code"], "unsupported_version")
+        r = yield c.request("login", login="alice", password=PASSWORD)
+        self.assertEqual(r["class"], "response")
+        self.assertEqual(r["user"]["lines"], ["1001"])
+        r = yield c.request("login", login="alice", password=PASSWORD)
+        self.assertEqual(r["code"], "already_logged_in")
+        for msg in c.messages:
+            check_schema(msg)
+
+    @inlineCallbacks
+    def test_failed_logins_are_rate_limited_per_address(self):
+        c = yield self.client()
+        for _ in range(5):
+            r = yield c.request("login", login="alice", password="bad-password")
+            self.assertEqual(r["code"], "login_failed")
+        r = yield c.request("login", login="alice", password=PASSWORD)
+        self.assertEqual(r["code"], "rate_limited")
+        self.assertGreater(r["retry_after"], 0)
+        other = yield self.client()  # same address: limited too
+        r = yield other.request("login", login="bob", password=PASSWORD)
+        self.assertEqual(r["code"], "rate_limited")
+        check_schema(r)
+
+    @inlineCallbacks
+    def test_requests_before_login_and_bad_requests(self):
+        c = yield self.client()
+        r = yield c.request("dial", number="1002")
+        self.assertEqual(r["code"], "not_logged_in")
+        r = yield c.request("ping")
+        self.assertEqual(r["class"], "response")
+        c.transport.write(b'{"class": "login", "login": \n')
+        r = yield c.wait_for(lambda m: m.get("code") == "malformed")
+        self.assertIsNone(r["id"])
+        c.transport.write(b"[1, 2]\n")
+        yield c.wait_for(lambda m: m.get("code") == "malformed" and "object" in m["message"])
+        r = yield c.request("teleport")
+        self.assertEqual(r["code"], "unknown_class")
+        yield c.request("login", login="alice", password=PASSWORD)
+        r = yield c.request("dial", number="1002; Action: Hangup")
+        self.assertEqual(r["code"], "invalid_request")
+        self.assertIn("$.number", r["message"])
+        r = yield c.request("dial", number="1002", extra=1)
+        self.assertEqual(r["code"], "invalid_request")
+        for msg in c.messages:
+            check_schema(msg)
+
+    @inlineCallbacks
+    def test_login_timeout_closes(self):
+        self.daemon.hub.config = type(self.daemon.hub.config)(login_timeout=0.2)
+        c = yield self.client()
+        r = yield c.wait_for(lambda m: m.get("code") == "timeout")
+        check_schema(r)
+        yield c.lost_d
+
+    # -- events
+
+    @inlineCallbacks
+    def test_presence_and_calls_pushed_to_subscribers_only(self):
+        alice = yield self.client("alice", ["presence", "calls"])
+        carol = yield self.client("carol", ["calls"])
+        quiet = yield self.client("bob")  # logged in, not subscribed
+        self.play("07-sip-call-answer-hangup", lambda e: e["Event"] == "HangupRequest")
+        call = yield alice.wait_for(
+            lambda m: (
+                m["class"] == "call"
+                and len({c["line"] for c in m["call"]["channels"]}) == 2
+                and all(c["bridge"] for c in m["call"]["channels"])
+            )
+        )
+        self.assertEqual({c["line"] for c in call["call"]["channels"]}, {"1001", "1002"})
+        yield alice.wait_for(
+            lambda m: (
+                m["class"] == "presence"
+                and {"user_id": 2, "name": "Bob 1002", "status": "in_use"} in m["users"]
+            )
+        )
+        self.play("07-sip-call-answer-hangup", lambda e: False)  # the whole trace again: ends the call
+        yield alice.wait_for(lambda m: m["class"] == "call" and m["ended"])
+        r = yield quiet.request("ping")
+        self.assertEqual(r["class"], "response")
+        self.assertEqual([m["class"] for m in quiet.messages], ["welcome", "response", "response"])
+        self.assertFalse([m for m in carol.messages if m["class"] == "call"])
+        for msg in alice.messages:
+            check_schema(msg)
+
+    @inlineCallbacks
+    def test_subscribe_snapshot(self):
+        self.play("07-sip-call-answer-hangup", lambda e: e["Event"] == "HangupRequest")
+        yield sleep(0.2)
+        bob = yield self.client("bob")
+        r = yield bob.request("subscribe", topics=["presence", "calls", "queues"])
+        check_schema(r)
+        self.assertEqual(len(r["calls"]), 1)
+        self.assertEqual(len(r["presence"]), 4)
+        self.assertEqual(r["members"][0]["user_ids"], [2])
+
+    # -- commands
+
+    @inlineCallbacks
+    def test_dial_originates_from_main_line_and_reports_result(self):
+        def originate(conn, msg):
+            conn.reply(msg, [("Response", "Success"), ("Message", "Originate successfully queued")])
+            conn.send(
+                [
+                    ("Event", "OriginateResponse"),
+                    ("ActionID", msg["ActionID"]),
+                    ("Response", "Success"),
+                    ("Channel", "PJSIP/1001-00000001"),
+                    ("Context", "internal"),
+                    ("Exten", "1002"),
+                    ("Reason", "4"),
+                    ("Uniqueid", msg["ChannelId"]),
+                    ("CallerIDNum", "1002"),
+                    ("CallerIDName", "1002"),
+                ]
+            )
+
+        self.ami.handlers["originate"] = originate
+        alice = yield self.client("alice")
+        r = yield alice.request("dial", number="1002")
+        self.assertEqual(r["class"], "response", r)
+        action = self.ami.actions_named("Originate")[0]
+        self.assertEqual(action["Channel"], "PJSIP/1001")
+        self.assertEqual(action["Exten"], "1002")
+        self.assertEqual(action["Context"], "internal")
+        self.assertEqual(action["Async"], "true")
+        self.assertEqual(action["ChannelId"], r["call_id"])
+        result = yield alice.wait_for(lambda m: m["class"] == "originate_result")
+        self.assertEqual((result["call_id"], result["result"]), (r["call_id"], "Success"))
+        check_schema(result)
+
+    @inlineCallbacks
+    def test_dial_refused_by_asterisk(self):
+        self.ami.reply_with("Originate", [("Response", "Error"), ("Message", "Originate failed")])
+        alice = yield self.client("alice")
+        r = yield alice.request("dial", number="1002")
+        self.assertEqual(r["code"], "ami_error")
+        self.assertIn("Originate failed", r["message"])
+
+    @inlineCallbacks
+    def test_blind_transfer_redirects_the_other_party(self):
+        self.play("10-sip-blind-transfer", lambda e: e["Event"] == "Unhold")
+        bob = yield self.client("bob")
+        yield sleep(0.1)
+        carol = yield self.client("carol")
+        r = yield carol.request("transfer", call_id="1795416656.81", number="1003", mode="blind")
+        self.assertEqual(r["code"], "no_such_call")  # not carol's call
+        r = yield carol.request("hangup", call_id="1795416656.81")
+        self.assertEqual(r["code"], "no_such_call")
+        r = yield bob.request("transfer", call_id="1795416656.81", number="1003", mode="blind")
+        self.assertEqual(r["class"], "response", r)
+        (redirect,) = self.ami.actions_named("Redirect")
+        self.assertEqual(redirect["Channel"], "PJSIP/1001-00000006")
+        self.assertEqual((redirect["Exten"], redirect["Context"]), ("1003", "internal"))
+
+    @inlineCallbacks
+    def test_attended_transfer_and_hangup(self):
+        self.play("11-sip-attended-transfer", lambda e: e["Event"] == "Hold")
+        bob = yield self.client("bob")
+        yield sleep(0.1)
+        r = yield bob.request("transfer", call_id="1795416663.110", number="1003", mode="attended")
+        self.assertEqual(r["class"], "response", r)
+        (atxfer,) = self.ami.actions_named("Atxfer")
+        self.assertEqual(atxfer["Channel"], "PJSIP/1002-0000000a")
+        r = yield bob.request("hangup", call_id="1795416663.110")
+        self.assertEqual(r["class"], "response", r)
+        (hangup,) = self.ami.actions_named("Hangup")
+        self.assertEqual(hangup["Channel"], "PJSIP/1002-0000000a")
+
+    @inlineCallbacks
+    def test_queue_pause_and_agent_login(self):
+        bob = yield self.client("bob")
+        r = yield bob.request("queue_pause", queue="support", paused=True, reason="lunch")
+        self.assertEqual(r["class"], "response", r)
+        (pause,) = self.ami.actions_named("QueuePause")
+        self.assertEqual(
+            (pause["Interface"], pause["Paused"], pause["Queue"]), ("PJSIP/1002", "true", "support")
+        )
+        r = yield bob.request("agent_login")
+        self.assertEqual(r["queues"], ["support", "sales"])
+        self.assertEqual({a["Queue"] for a in self.ami.actions_named("QueueAdd")}, {"support", "sales"})
+        r = yield bob.request("agent_logout")
+        self.assertEqual(len(self.ami.actions_named("QueueRemove")), 2)
+        alice = yield self.client("alice")
+        r = yield alice.request("agent_login")
+        self.assertEqual(r["code"], "not_an_agent")
+
+    # -- AMI failures
+
+    @inlineCallbacks
+    def test_ami_cut_and_restored_mid_call(self):
+        alice = yield self.client("alice", ["calls", "presence"])
+        self.play("07-sip-call-answer-hangup", lambda e: e["Event"] == "HangupRequest")
+        yield alice.wait_for(lambda m: m["class"] == "call" and len(m["call"]["channels"]) == 2)
+        # Asterisk keeps the call while the AMI connection is down: the resync lists it.
+        tracker = self.daemon.tracker
+        self.channels = [
+            [
+                ("Event", "CoreShowChannel"),
+                ("Channel", c.name),
+                ("Uniqueid", c.uniqueid),
+                ("Linkedid", c.linkedid),
+                ("ChannelStateDesc", "Up"),
+                ("BridgeId", c.bridge or ""),
+            ]
+            for c in tracker.channels.values()
+        ]
+        self.ami.drop_connections()
+        r = yield alice.request("dial", number="1002")
+        self.assertEqual(r["code"], "ami_unavailable")
+        yield self.ami.wait_for_action("CoreShowChannels", 2)
+        yield sleep(0.3)
+        self.assertEqual(len(tracker.calls), 1)
+        self.assertFalse([m for m in alice.messages if m["class"] == "call" and m["ended"]])
+        # Asterisk restarted meanwhile: the call is gone, and clients learn it within 2 s.
+        self.channels = []
+        self.ami.drop_connections()
+        yield self.ami.wait_for_action("CoreShowChannels", 3)
+        ended = yield alice.wait_for(lambda m: m["class"] == "call" and m["ended"], timeout=2.0)
+        check_schema(ended)
+        self.assertEqual(tracker.calls, {})
+
+
+class SlowAndHostileClients(CTIOverSockets):
+    cti_overrides = {"max_output_bytes": 65536, "max_message_bytes": 4096, "max_errors": 5}  # noqa: RUF012
+
+    @inlineCallbacks
+    def test_a_client_that_stops_reading_is_dropped_and_others_carry_on(self):
+        alice = yield self.client("alice", ["presence"])
+        slow = socket.create_connection(("127.0.0.1", self.port))
+        self.addCleanup(slow.close)
+        slow.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        slow.sendall(b'{"class":"login","id":1,"login":"bob","password":"%s"}\n' % PASSWORD.encode())
+        hub = self.daemon.hub
+        for _ in range(100):
+            if any(s.user and s.user.id == 2 for s in hub.sessions):
+                break
+            yield sleep(0.05)
+        slow.sendall(b'{"class":"subscribe","id":2,"topics":["presence"]}\n')
+        for _ in range(100):
+            if len(hub.presence_subs) == 2:
+                break
+            yield sleep(0.05)
+        big = {"class": "presence", "users": [{"user_id": i, "status": "available"} for i in range(2000)]}
+        alice.keep = False
+        for _ in range(400):  # ~20 MB for a client that reads nothing
+            hub.broadcast(list(hub.presence_subs), big)
+            if len(hub.presence_subs) < 2:
+                break
+            yield sleep(0)
+        for _ in range(100):
+            if len(hub.presence_subs) < 2:
+                break
+            yield sleep(0.05)
+        self.assertEqual(len(hub.presence_subs), 1)
+        r = yield alice.request("ping")
+        self.assertEqual(r["class"], "response")
+
+    @inlineCallbacks
+    def test_garbage_is_answered_then_disconnected_others_unaffected(self):
+        alice = yield self.client("alice")
+        bad = yield self.client()
+        bad.transport.write(b"\x00\xff garbage\n{not json}\n\n\r\n" + b"x" * 10000 + b"\nmore\n" * 10)
+        errors = yield bad.wait_for(lambda m: m.get("code") == "too_many_errors")
+        check_schema(errors)
+        yield bad.lost_d
+        codes = [m.get("code") for m in bad.messages if m["class"] == "error"]
+        self.assertIn("too_large", codes)
+        self.assertIn("malformed", codes)
+        r = yield alice.request("ping")
+        self.assertEqual(r["class"], "response")
+
+    @inlineCallbacks
+    def test_oversized_message_is_refused_and_the_session_continues(self):
+        c = yield self.client()
+        c.transport.write(b'{"class":"ping","pad":"' + b"a" * 5000)
+        c.transport.write(b'"}\n')
+        r = yield c.wait_for(lambda m: m.get("code") == "too_large")
+        check_schema(r)
+        r = yield c.request("ping")
+        self.assertEqual(r["class"], "response")
