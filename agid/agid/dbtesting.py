@@ -44,7 +44,8 @@ def populate(db: PbxDatabase) -> Data:
         lines.associate(conn, alice.id, second.id)
         # bob shares alice's desk phone and has his own softphone
         bob = users.create_user(conn, users.UserSpec("Bob", exten="1002", shared_line=alice.line.name))
-        bob_soft = lines.create_line(conn, name="bob-soft")
+        # bob's softphone registers from his laptop and his mobile
+        bob_soft = lines.create_line(conn, name="bob-soft", max_contacts=3)
         lines.associate(conn, bob.id, bob_soft.id)
         carol = users.create_user(
             conn,

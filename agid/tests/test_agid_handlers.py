@@ -56,6 +56,18 @@ def test_incoming_user_shared_line(pbx_db: PbxDatabase, data: Data, agid: Any) -
     assert out["AGID_VOICEMAIL"] == ""
 
 
+def test_incoming_user_rings_every_contact_of_a_multi_contact_line(
+    pbx_db: PbxDatabase, data: Data, agid: Any
+) -> None:
+    contacts = "PJSIP/bob-soft/sip:bob@192.0.2.10:5060&PJSIP/bob-soft/sip:bob@192.0.2.11:5062;ob"
+    out = run(
+        agid(pbx_db), "incoming_user", str(data.bob), values={"${PJSIP_DIAL_CONTACTS(bob-soft)}": contacts}
+    )
+    assert sorted(out["AGID_DIAL"].split("&")) == sorted(
+        [f"PJSIP/{data.alice_lines[0]}", *contacts.split("&")]
+    )
+
+
 def test_incoming_user_dnd_goes_to_busy_forward(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
     server = agid(pbx_db)
     out = run(server, "incoming_user", str(data.carol))

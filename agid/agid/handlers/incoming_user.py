@@ -9,8 +9,11 @@ Decision (``AGID_ACTION``), in this order:
 3. do-not-disturb, or already ``simultaneous_calls`` calls for the user (``GROUP_COUNT(u<ID>@agid_user)``)
    -> the busy treatment: busy forward (``FORWARD``), else ``VOICEMAIL``, else ``BUSY``;
 4. no enabled line -> the no-answer treatment: no-answer forward, else ``VOICEMAIL``, else ``UNAVAILABLE``;
-5. else ``DIAL``: ``AGID_DIAL`` = ``PJSIP/<line>`` of every enabled line of the user, joined with ``&``
-   (a line shared with other users rings for each of them; a user with several lines rings on all),
+5. else ``DIAL``: ``AGID_DIAL`` = every enabled line of the user, joined with ``&`` (a line shared with
+   other users rings for each of them; a user with several lines rings on all). A line that allows one
+   contact is ``PJSIP/<line>``; one that allows several is what ``${PJSIP_DIAL_CONTACTS(<line>)}`` gives
+   now (``PJSIP/<line>`` alone would ring only its first registered contact), or ``PJSIP/<line>`` when
+   nothing is registered, so that Dial reports the line unavailable;
    ``AGID_RINGTIME`` seconds; then ``AGID_FWD_BUSY`` / ``AGID_FWD_NOANSWER`` / ``AGID_VOICEMAIL`` tell the
    dialplan where to go on DIALSTATUS BUSY / NOANSWER. The caller's channel joins group
    ``u<ID>@agid_user`` so that the next call counts it.
@@ -51,6 +54,14 @@ def _unanswered(user: read.UserRouting) -> tuple[str, str | None]:
     return ("VOICEMAIL", None) if user.voicemail else ("UNAVAILABLE", None)
 
 
+async def _dial_target(session: AGISession, line: read.Line) -> str:
+    if line.max_contacts > 1:
+        contacts = await channel_value(session, f"${{PJSIP_DIAL_CONTACTS({line.name})}}")
+        if contacts and contacts.strip():
+            return contacts.strip()
+    return f"PJSIP/{line.name}"
+
+
 async def handle(session: AGISession) -> None:
     user_ref = argument(session, 0, "id")
     exten = session.query.get("exten", "").strip()
@@ -77,7 +88,7 @@ async def handle(session: AGISession) -> None:
     out["AGID_USER_LANGUAGE"] = user.language
     out["AGID_VOICEMAIL"] = user.voicemail or ""
     out["AGID_RINGTIME"] = user.ring_seconds
-    lines = [line.name for line in user.lines if line.enabled]
+    lines = [line for line in user.lines if line.enabled]
     cause = ""
     action: str
     number: str | None = None
@@ -97,7 +108,7 @@ async def handle(session: AGISession) -> None:
             cause = f"{count} calls in progress (simultaneous_calls {user.simultaneous_calls})"
         else:
             action = "DIAL"
-            out["AGID_DIAL"] = "&".join(f"PJSIP/{name}" for name in lines)
+            out["AGID_DIAL"] = "&".join([await _dial_target(session, line) for line in lines])
             out["AGID_FWD_BUSY"] = user.fwd_busy or ""
             out["AGID_FWD_NOANSWER"] = user.fwd_noanswer or ""
             await session.set_variable(f"GROUP({GROUP_CATEGORY})", f"u{user.id}")
