@@ -48,9 +48,12 @@ def check_schema(msg: dict) -> None:
     validate(msg, schema)
 
 
-class CTIOverSockets(unittest.TestCase):
+class CTIHarness(unittest.TestCase):
+    """ctid against the AMI test server; the test classes below add their own tests."""
+
     timeout = 60
     cti_overrides: dict = {}  # noqa: RUF012
+    client_tls = None  # client TLS options when the server listens with TLS
 
     def setUp(self):
         self.ami = AMITestServer(username="ctid", secret="s3cret")
@@ -102,7 +105,7 @@ class CTIOverSockets(unittest.TestCase):
 
     @inlineCallbacks
     def client(self, login: str | None = None, topics=None):
-        c = yield connect(self.port)
+        c = yield connect(self.port, tls=self.client_tls)
         self.addCleanup(lambda: c.transport.abortConnection() if c.transport.connected else None)
         welcome = yield c.wait_for(lambda m: m["class"] == "welcome")
         assert welcome["version"] == 1
@@ -121,6 +124,8 @@ class CTIOverSockets(unittest.TestCase):
                 return
             self.ami.send_event(fields)
 
+
+class CTIOverSockets(CTIHarness):
     # -- login
 
     @inlineCallbacks
@@ -356,7 +361,7 @@ class CTIOverSockets(unittest.TestCase):
         self.assertEqual(tracker.calls, {})
 
 
-class SlowAndHostileClients(CTIOverSockets):
+class SlowAndHostileClients(CTIHarness):
     cti_overrides = {"max_output_bytes": 65536, "max_message_bytes": 4096, "max_errors": 5}  # noqa: RUF012
 
     @inlineCallbacks
@@ -414,3 +419,68 @@ class SlowAndHostileClients(CTIOverSockets):
         check_schema(r)
         r = yield c.request("ping")
         self.assertEqual(r["class"], "response")
+
+
+def self_signed(directory: Path) -> tuple[Path, Path]:
+    """A throw-away certificate for localhost/127.0.0.1 and its key, as PEM files."""
+    import datetime
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    cert_file, key_file = directory / "cti.crt", directory / "cti.key"
+    cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    return cert_file, key_file
+
+
+class CTIOverTLS(CTIHarness):
+    def setUp(self):
+        from twisted.internet import ssl
+
+        cert_file, key_file = self_signed(Path(self.mktemp()).absolute().parent)
+        self.cti_overrides = {"tls_cert": str(cert_file), "tls_key": str(key_file)}
+        trust = ssl.Certificate.loadPEM(cert_file.read_bytes())
+        self.client_tls = ssl.optionsForClientTLS("localhost", trustRoot=trust)
+        return super().setUp()
+
+    @inlineCallbacks
+    def test_login_and_presence_over_tls(self):
+        alice = yield self.client("alice", ["presence"])
+        self.assertTrue(alice.transport.getPeerCertificate() is not None)
+        r = yield alice.request("ping")
+        self.assertEqual(r["class"], "response")
+
+    @inlineCallbacks
+    def test_a_plain_text_client_gets_nothing_from_a_tls_port(self):
+        plain = yield connect(self.port)
+        plain.transport.write(b'{"class": "ping", "id": 1}\n')
+        yield plain.lost_d
+        self.assertEqual(plain.messages, [])

@@ -22,10 +22,34 @@ def listen(reactor: Any, hub: CTIServer) -> Any:
     cfg = hub.config
     factory = CTIFactory(hub)
     if cfg.tls_cert and cfg.tls_key:
-        from twisted.internet import ssl
-
-        with open(cfg.tls_cert, "rb") as cert, open(cfg.tls_key, "rb") as key:
-            pem = cert.read() + b"\n" + key.read()
-        options = ssl.PrivateCertificate.loadPEM(pem).options()
+        options = tls_options(cfg.tls_cert, cfg.tls_key)
         return reactor.listenSSL(cfg.port, factory, options, interface=cfg.host)
     return reactor.listenTCP(cfg.port, factory, interface=cfg.host)
+
+
+def tls_options(cert_file: str, key_file: str) -> Any:
+    """Server TLS options, TLS 1.2 at least: the certificate file's first certificate, then its chain."""
+    from twisted.internet import ssl
+
+    with open(cert_file, "rb") as cert, open(key_file, "rb") as key:
+        pem_certs = _pem_blocks(cert.read())
+        key_pem = key.read()
+    if not pem_certs:
+        raise ValueError(f"{cert_file}: no PEM certificate in it")
+    leaf = ssl.PrivateCertificate.loadPEM(pem_certs[0] + b"\n" + key_pem)
+    return ssl.CertificateOptions(
+        privateKey=leaf.privateKey.original,
+        certificate=leaf.original,
+        extraCertChain=[ssl.Certificate.loadPEM(block).original for block in pem_certs[1:]],
+        raiseMinimumTo=ssl.TLSVersion.TLSv1_2,
+    )
+
+
+def _pem_blocks(data: bytes) -> list[bytes]:
+    end = b"-----END CERTIFICATE-----"
+    blocks = []
+    for part in data.split(end)[:-1]:
+        start = part.find(b"-----BEGIN CERTIFICATE-----")
+        if start >= 0:
+            blocks.append(part[start:] + end)
+    return blocks

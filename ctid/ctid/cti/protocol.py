@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections import deque
 from typing import Any
 
-from twisted.internet.interfaces import IPushProducer
+from twisted.internet.interfaces import IPushProducer, ISSLTransport
 from twisted.internet.protocol import Protocol
 from twisted.logger import Logger
 from twisted.python.failure import Failure
@@ -42,12 +42,16 @@ class CTIProtocol(Protocol):
         self._backlog_bytes = 0
         self._closing = False
         self.overflowed = False
+        self._read_pausable = True
 
     # -- connection
 
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peer_host = getattr(peer, "host", "?")
+        # TLS pauses its producer while the handshake is pending: reading must go on then, or the
+        # handshake never completes. A TLS client that stops reading is still bounded by the backlog.
+        self._read_pausable = not ISSLTransport.providedBy(self.transport)
         self.transport.registerProducer(self, True)
         if hasattr(self.transport, "setTcpNoDelay"):
             self.transport.setTcpNoDelay(True)  # small answers must not wait for the client's delayed ACK
@@ -139,7 +143,8 @@ class CTIProtocol(Protocol):
     # IPushProducer, called by the transport about its write buffer
     def pauseProducing(self) -> None:
         self._paused = True
-        self.transport.pauseProducing()  # stop reading from a client that does not read
+        if self._read_pausable:
+            self.transport.pauseProducing()  # stop reading from a client that does not read
 
     def resumeProducing(self) -> None:
         self._paused = False
@@ -147,7 +152,7 @@ class CTIProtocol(Protocol):
             data = self._backlog.popleft()
             self._backlog_bytes -= len(data)
             self.transport.write(data)
-        if not self._paused and not self._closing:
+        if not self._paused and not self._closing and self._read_pausable:
             self.transport.resumeProducing()
 
     def stopProducing(self) -> None:

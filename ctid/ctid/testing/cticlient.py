@@ -91,9 +91,12 @@ class _Factory(ClientFactory):
         self.client.connected_d.errback(reason)
 
 
-def connect(port: int, host: str = "127.0.0.1", reactor: Any = None) -> Deferred:
-    """Fires with a connected `CTITestClient`."""
+def connect(port: int, host: str = "127.0.0.1", reactor: Any = None, tls: Any = None) -> Deferred:
+    """Fires with a connected `CTITestClient`; ``tls``: client TLS options (``ssl.optionsForClientTLS``)."""
     reactor = reactor or global_reactor
     client = CTITestClient(reactor)
-    reactor.connectTCP(host, port, _Factory(client))
+    if tls is None:
+        reactor.connectTCP(host, port, _Factory(client))
+    else:
+        reactor.connectSSL(host, port, _Factory(client), tls)
     return client.connected_d
