@@ -24,7 +24,7 @@ APT_PACKAGES := \
 	postgresql-15 postgresql-client-15 rabbitmq-server util-linux \
 	python3 python3-venv python3-pip python3-setuptools python3-wheel \
 	python3-psycopg python3-psycopg-pool python3-twisted python3-sqlalchemy python3-alembic \
-	python3-pika python3-jinja2 python3-yaml python3-psycopg2 graphviz
+	python3-pika python3-jinja2 python3-yaml python3-psycopg2 python3-openssl graphviz
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # stack-down/status must work without a venv.
