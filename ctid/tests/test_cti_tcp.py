@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 from twisted.internet import reactor
@@ -465,7 +467,9 @@ class CTIOverTLS(CTIHarness):
     def setUp(self):
         from twisted.internet import ssl
 
-        cert_file, key_file = self_signed(Path(self.mktemp()).absolute().parent)
+        directory = Path(tempfile.mkdtemp(prefix="ctid-tls-"))
+        self.addCleanup(shutil.rmtree, directory, True)
+        cert_file, key_file = self_signed(directory)
         self.cti_overrides = {"tls_cert": str(cert_file), "tls_key": str(key_file)}
         trust = ssl.Certificate.loadPEM(cert_file.read_bytes())
         self.client_tls = ssl.optionsForClientTLS("localhost", trustRoot=trust)
