@@ -185,6 +185,31 @@ class TraceReplays(ClientTestCase):
         self.assertTrue(any(e["Event"] == "ContactStatus" for e in self.events))
 
     @inlineCallbacks
+    def test_extension_state_list_is_collected(self) -> None:
+        # No trace has it: the shape is Asterisk 20's documentation of ExtensionStateList / ExtensionStatus.
+        server = self.start_server(username="ctid", secret="s3cret")
+        hints = [
+            [("Event", "ExtensionStatus"), ("Exten", exten), ("Context", "internal"), ("Hint", hint),
+             ("Status", status), ("StatusText", text)]
+            for exten, hint, status, text in [
+                ("1001", "PJSIP/alice&PJSIP/alice-soft", "1", "InUse"),
+                ("1002", "PJSIP/bob", "4", "Unavailable"),
+            ]
+        ]  # fmt: skip
+        server.reply_list(
+            "ExtensionStateList", hints, "ExtensionStateListComplete", "Extension Statuses will follow"
+        )
+        client, _ = self.start_client(server)
+        yield self.next_login(client)
+        states = yield client.send_list_action("ExtensionStateList")
+        self.assertEqual(
+            [(e["Exten"], e["StatusText"]) for e in states], [("1001", "InUse"), ("1002", "Unavailable")]
+        )
+        self.assertEqual(states.list_items, 2)
+        self.assertEqual(states.complete["Event"], "ExtensionStateListComplete")  # type: ignore[index]
+        self.assertFalse(any(e.get("Event") == "ExtensionStatus" for e in self.events))
+
+    @inlineCallbacks
     def test_12_queue_lists_and_call_events(self) -> None:
         client, _ = self.start_client(self.replay_server("12-queue-call"))
         yield self.next_login(client)
