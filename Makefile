@@ -4,6 +4,8 @@
 #   make lint         ruff check + ruff format --check
 #   make stack        local PostgreSQL + RabbitMQ under run/ (STACK_ARGS="--pg-port 6543 ...")
 #   make stack-down / stack-status
+#   make debs         Debian packages of every component + apt index in build/debs (docs/packaging.md)
+#   make debs-test    only the packaging tests (lintian, units, install/upgrade in a clean bookworm)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -25,12 +27,19 @@ APT_PACKAGES := \
 	python3 python3-venv python3-pip python3-setuptools python3-wheel \
 	python3-psycopg python3-psycopg-pool python3-twisted python3-sqlalchemy python3-alembic \
 	python3-pika python3-jinja2 python3-yaml python3-psycopg2 python3-openssl graphviz
+# Debian packaging (packages/, `make debs`, tests/packaging): build tools, lintian, mmdebstrap for the
+# install/upgrade tests in a clean bookworm, systemd-analyze for the units.
+APT_PACKAGES += \
+	build-essential debhelper dh-python pybuild-plugin-pyproject python3-all dpkg-dev apt-utils \
+	lintian mmdebstrap systemd git mount
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # stack-down/status must work without a venv.
 STACK_PYTHON = $(firstword $(wildcard $(PY)) $(SYSTEM_PYTHON))
 
 .PHONY: deps apt-deps test lint stack stack-down stack-status clean
+.PHONY: debs debs-test
+DEBS_DIR ?= build/debs
 
 deps: $(DEPS_STAMP)
 
@@ -78,6 +87,14 @@ test: deps
 lint: deps
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# Every Debian package, built from the repository's files (see docs/packaging.md), with an apt index.
+debs: apt-deps
+	packages/build-debs -o $(DEBS_DIR)
+
+# The packaging tests alone (also part of `make test`): lintian, units, install/upgrade in a clean bookworm.
+debs-test: deps
+	$(PY) -m pytest tests/packaging $(PYTEST_ARGS)
 
 stack: deps
 	PYTHONPATH=tests $(PY) -m harness.stack up $(STACK_ARGS)
