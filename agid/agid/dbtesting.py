@@ -124,7 +124,15 @@ def _vm(conn: psycopg.Connection[Any], user_id: int) -> int:
 
 def agid_config(db: PbxDatabase | None, **options: Any) -> Config:
     base = Config(listen_port=0, db_dsn=db.dsn("pbx_agid") if db else "", db_dsn_file="/nonexistent")
-    defaults = {"db_timeout": 0.5, "db_pool_min": 1, "db_pool_max": 4, "db_connect_timeout": 2.0}
+    # Generous budgets: these servers check decisions, on a loaded CI machine. The failure tests give
+    # their own short budgets.
+    defaults = {
+        "db_timeout": 3.0,
+        "lookup_budget": 3.0,
+        "db_pool_min": 1,
+        "db_pool_max": 4,
+        "db_connect_timeout": 2.0,
+    }
     return dataclasses.replace(base, **{**defaults, **options})
 
 

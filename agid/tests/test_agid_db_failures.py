@@ -95,7 +95,7 @@ def test_database_frozen(postgres: PostgresServer, pbx_db: PbxDatabase, data: Da
 def test_database_stopped_then_back(
     postgres: PostgresServer, pbx_db: PbxDatabase, data: Data, agid: Any
 ) -> None:
-    server = agid(pbx_db, db_timeout=0.3, db_retry_interval=0.2)
+    server = agid(pbx_db, db_timeout=0.3, lookup_budget=0.2, db_retry_interval=0.2)
     assert timed(server, "check_schedule", "office")[0]["AGID_SCHEDULE_STATE"] == "open"
     postgres.stop()
     try:
