@@ -32,6 +32,10 @@ APT_PACKAGES := \
 APT_PACKAGES += \
 	build-essential debhelper dh-python pybuild-plugin-pyproject python3-all dpkg-dev apt-utils \
 	lintian mmdebstrap systemd git mount
+# Ansible roles and the dev box (roles/, site.yml, image/image.yml, Vagrantfile, tests/ansible):
+# systemd-nspawn boots the test host; vagrant-libvirt lets `vagrant validate` check the libvirt settings.
+APT_PACKAGES += \
+	ansible ansible-lint systemd-container vagrant vagrant-libvirt
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # stack-down/status must work without a venv.
