@@ -10,6 +10,7 @@ BENCHMARKS: dict[str, str] = {
     "agid.db_frozen": "agid_load:db_frozen",
     "ctid.ami_ingest": "ctid_ami_ingest:ami_ingest",
     "ctid.cti_latency": "ctid_cti_latency:cti_latency",
+    "image.build_boot": "image_build_boot:build_boot",
     "confgend.generate_10k": "confgend_bench:generate_10k",
     "confgend.client_cpu": "confgend_bench:client_cpu",
     "confgend.reload_storm": "confgend_bench:reload_storm",
