@@ -14,6 +14,8 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from confdb.read import confgend as confgend_reads
+
 OWNER = "pbx_owner"
 WRITER = "pbx_writer"
 READERS = ("pbx_confgend", "pbx_agid", "pbx_ctid")
@@ -22,30 +24,8 @@ ALL_ROLES = (OWNER, WRITER, *READERS)
 ALL = ("*",)
 # What each daemon reads. A table maps to ALL or to the only columns the role may select.
 READ_GRANTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
-    "pbx_confgend": {
-        table: ALL
-        for table in (
-            "contexts",
-            "context_includes",
-            "voicemails",
-            "users",
-            "lines",
-            "user_lines",
-            "extensions",
-            "agents",
-            "queues",
-            "queue_members",
-            "groups",
-            "group_members",
-            "schedules",
-            "schedule_periods",
-            "trunks",
-            "incalls",
-            "outcalls",
-            "outcall_patterns",
-            "outcall_trunks",
-        )
-    },
+    # confgend reads whole tables: those its snapshot declares.
+    "pbx_confgend": dict.fromkeys(confgend_reads.TABLES, ALL),
     "pbx_agid": {
         "users": (
             "id",
