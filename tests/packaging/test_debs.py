@@ -607,6 +607,8 @@ def test_install_in_clean_bookworm_then_purge(debs, bookworm):
         ("600", "root", "root", "ami-confgend.secret"),
         ("600", "root", "root", "ami-ctid.secret"),
     ], modes
+    # the client's own cache of last good copies (no Asterisk here, so root keeps it)
+    assert rootfs.sh("stat -c '%a %U' /var/cache/pbx-confgen").strip() == "750 root"
     # No local PostgreSQL: it says what is left to do, and how.
     assert "pbx-db-setup: no local PostgreSQL reachable" in install, install[-3000:]
     assert "pbx-admin db init --superuser-dsn" in install and "README.Debian" in install
@@ -626,7 +628,8 @@ def test_install_in_clean_bookworm_then_purge(debs, bookworm):
     assert not rootfs.sh(f"getent group {' '.join(USERS)} || true").strip()
     left = rootfs.sh(
         "ls -d /etc/agid /etc/ctid /etc/confgend /etc/pbx-admin /etc/pbx-event-relay /etc/pbx"
-        " /var/cache/confgend /etc/systemd/system/multi-user.target.wants/pbx-* 2>/dev/null || true"
+        " /var/cache/confgend /var/cache/pbx-confgen"
+        " /etc/systemd/system/multi-user.target.wants/pbx-* 2>/dev/null || true"
     )
     assert not left.strip(), left
 
