@@ -1,13 +1,14 @@
 """The PBX daemons of the local stack: started detached, with their config, pid file and log under run/.
 
-Each entry of DAEMONS names an executable in .venv/bin and writes its configuration from the stack's
-environment. A daemon whose executable is not installed is skipped and said so; a later issue adds its
-entry here when the daemon exists.
+Each entry of DAEMONS names an executable in .venv/bin (or a module run by .venv's python) and writes its
+configuration from the stack's environment. A daemon whose executable is not installed is skipped and said
+so. There is no Asterisk here: confgend and ctid keep retrying AMI and work without it.
 """
 
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import subprocess
 import time
@@ -26,6 +27,12 @@ class Daemon:
     name: str
     # (config dir, stack environment) -> argv after the executable
     configure: Callable[[Path, dict[str, str]], list[str]]
+    # run as `.venv/bin/python -m <module>` when the component declares no console script
+    module: str = ""
+
+    @property
+    def command(self) -> list[str]:
+        return [str(BIN / "python"), "-m", self.module] if self.module else [str(BIN / self.name)]
 
 
 def _relay(config_dir: Path, env: dict[str, str]) -> list[str]:
@@ -49,9 +56,57 @@ def _agid(config_dir: Path, env: dict[str, str]) -> list[str]:
     return ["--config-dir", str(config_dir)]
 
 
+def _ami_secret(env: dict[str, str], user: str) -> Path:
+    """The AMI secret of ``user``, made once: what confgend writes into manager.conf and ctid logs in with."""
+    path = Path(env["PBX_SECRETS_DIR"]) / f"ami-{user}.secret"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_urlsafe(24) + "\n")
+    return path
+
+
+def _confgend(config_dir: Path, env: dict[str, str]) -> list[str]:
+    secrets_dir = Path(env["PBX_SECRETS_DIR"])
+    users = [
+        {"name": "ctid", "secret_file": str(_ami_secret(env, "ctid")),
+         "read": "system,call,agent,user,dtmf,reporting", "write": "system,call,originate,agent,reporting"},
+        {"name": "confgend", "secret_file": str(_ami_secret(env, "confgend")),
+         "read": "system", "write": "system,config"},
+    ]  # fmt: skip
+    _write_yaml(
+        config_dir / "config.yml",
+        {
+            "listen": {"host": "127.0.0.1", "port": int(env["PBX_CONFGEND_PORT"])},
+            "db": {"dsn_file": str(secrets_dir / "pbx_confgend.dsn")},
+            "cache": {"directory": str(config_dir / "cache")},
+            "bus": {"url": env["PBX_AMQP_URL"]},
+            "ami": {"secret_file": str(_ami_secret(env, "confgend"))},
+            "asterisk": {"manager": {"users": users}},
+        },
+    )
+    return ["--config", str(config_dir / "config.yml")]
+
+
+def _ctid(config_dir: Path, env: dict[str, str]) -> list[str]:
+    _write_yaml(
+        config_dir / "config.yml",
+        {
+            "ami": {"secret_file": str(_ami_secret(env, "ctid"))},
+            "cti": {"host": "127.0.0.1", "port": int(env["PBX_CTI_PORT"])},
+            "db": {"dsn_file": str(Path(env["PBX_SECRETS_DIR"]) / "pbx_ctid.dsn")},
+            "bus": {"url": env["PBX_AMQP_URL"]},
+        },
+    )
+    return ["--config", str(config_dir / "config.yml")]
+
+
 DAEMONS: tuple[Daemon, ...] = (
     Daemon("pbx-event-relay", _relay),
     Daemon("agid", _agid),
+    Daemon("confgend", _confgend),
+    Daemon("ctid", _ctid, module="ctid.main"),
 )
 
 
@@ -75,13 +130,13 @@ def running_pid(run_dir: Path, daemon: Daemon) -> int | None:
 
 
 def start(run_dir: Path, daemon: Daemon, env: dict[str, str]) -> str:
-    executable = BIN / daemon.name
+    executable = Path(daemon.command[0])
     if not executable.exists():
         return f"skipped ({executable} is not installed)"
     if pid := running_pid(run_dir, daemon):
         return f"already running (pid {pid})"
     config_dir = run_dir / "daemons" / daemon.name
-    argv = [str(executable), *daemon.configure(config_dir, env)]
+    argv = [*daemon.command, *daemon.configure(config_dir, env)]
     log = run_dir / "daemons" / f"{daemon.name}.log"
     with log.open("ab") as out:
         proc = subprocess.Popen(

@@ -36,6 +36,8 @@ class Ports:
     rabbitmq_dist: int = 25673
     epmd: int = 4370
     agid: int = 4573
+    confgend: int = 8669
+    cti: int = 5003
 
 
 @dataclass
@@ -85,6 +87,9 @@ class Stack:
             "PBX_SECRETS_DIR": str(self.secrets_dir),
             "PBX_ADMIN_BUS_URL": amqp_url,
             "PBX_AGID_PORT": str(self.ports.agid),
+            "PBX_CONFGEND_PORT": str(self.ports.confgend),
+            "PBX_CONFGEN_PORT": str(self.ports.confgend),  # what the pbx-confgen client reads
+            "PBX_CTI_PORT": str(self.ports.cti),
         }
         writer_dsn = self.secrets_dir / f"{WRITER_ROLE}.dsn"
         if writer_dsn.exists():
@@ -282,12 +287,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rabbitmq-dist-port", type=int, default=defaults.rabbitmq_dist)
     parser.add_argument("--epmd-port", type=int, default=defaults.epmd)
     parser.add_argument("--agid-port", type=int, default=defaults.agid)
+    parser.add_argument("--confgend-port", type=int, default=defaults.confgend)
+    parser.add_argument("--cti-port", type=int, default=defaults.cti)
     parser.add_argument("--demo-users", type=int, default=20, help="users made by the demo step")
     parser.add_argument("--no-demo", action="store_true", help="do not load demo data")
     args = parser.parse_args(argv)
     stack = Stack(
         run_dir=args.run_dir.absolute(),
-        ports=Ports(args.pg_port, args.amqp_port, args.rabbitmq_dist_port, args.epmd_port, args.agid_port),
+        ports=Ports(
+            args.pg_port,
+            args.amqp_port,
+            args.rabbitmq_dist_port,
+            args.epmd_port,
+            args.agid_port,
+            args.confgend_port,
+            args.cti_port,
+        ),
         demo_users=args.demo_users,
         demo=not args.no_demo,
     )
