@@ -32,10 +32,10 @@ def _env(path: Path) -> dict[str, str]:
 
 
 def test_up_status_down_up(run_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    ports = [free_port() for _ in range(5)]
+    ports = [free_port() for _ in range(7)]
     flags = ["--run-dir", str(run_dir), "--no-demo", "--pg-port", str(ports[0]), "--amqp-port", str(ports[1])]
     flags += ["--rabbitmq-dist-port", str(ports[2]), "--epmd-port", str(ports[3])]
-    flags += ["--agid-port", str(ports[4])]
+    flags += ["--agid-port", str(ports[4]), "--confgend-port", str(ports[5]), "--cti-port", str(ports[6])]
     assert stack.main(["up", *flags]) == 0
     env = _env(run_dir / "stack.env")
     with psycopg.connect(env["PBX_PG_SUPERUSER_DSN"]) as conn:
@@ -44,15 +44,15 @@ def test_up_status_down_up(run_dir: Path, capsys: pytest.CaptureFixture[str]) ->
 
     assert stack.main(["status", "--run-dir", str(run_dir)]) == 0
     out = capsys.readouterr().out
-    # PostgreSQL, RabbitMQ, the event relay and agid
-    assert out.count("running (pid") == 4, out
-    assert accepts(ports[4])
+    # PostgreSQL, RabbitMQ, the event relay, agid, confgend and ctid
+    assert out.count("running (pid") == 6, out
+    assert all(accepts(port) for port in ports[4:])
 
     assert stack.main(["down", "--run-dir", str(run_dir)]) == 0
     assert not accepts(ports[0]) and not accepts(ports[1])
     capsys.readouterr()
     assert stack.main(["status", "--run-dir", str(run_dir)]) == 0
-    assert capsys.readouterr().out.count("stopped") == 4
+    assert capsys.readouterr().out.count("stopped") == 6
 
     assert stack.main(["up", *flags]) == 0
     assert _env(run_dir / "stack.env")["PBX_AMQP_URL"] == env["PBX_AMQP_URL"]

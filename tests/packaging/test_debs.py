@@ -333,6 +333,10 @@ class Rootfs:
         repo = self.path / "srv" / "pbx-debs"
         shutil.rmtree(repo, ignore_errors=True)
         shutil.copytree(debs, repo)
+        # Forget the index of the repository this one replaces: the two builds of a session run at once,
+        # and apt ignores a Release whose Date is older than the one it has (N+1 may finish before N).
+        for cached in (self.path / "var/lib/apt/lists").glob("*srv_pbx-debs*"):
+            cached.unlink()
         (self.path / "etc/apt/sources.list.d/pbx.list").write_text(
             "deb [trusted=yes] file:/srv/pbx-debs ./\n"
         )
