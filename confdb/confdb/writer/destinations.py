@@ -13,6 +13,7 @@ line it is written `TYPE:REF`:
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -214,3 +215,44 @@ def set_extension(
     remove_extensions(conn, kind, obj_id)
     if exten not in (None, ""):
         add_extension(conn, kind, obj_id, exten, target_context)
+
+
+def update_numbered(
+    conn: psycopg.Connection[Any],
+    kind: str,
+    label: str,
+    target: int,
+    name: str,
+    changes: dict[str, Any],
+    validate: Callable[[Mapping[str, Any]], dict[str, Any]],
+) -> list[str]:
+    """What updating a ring group or a queue (`kind`, shown as `label`) shares: validated settings, a
+    rename that must stay unique, the extension moved (`exten`: None or "" removes it; `context`), one
+    event. Returns the names of the changed settings."""
+    table = _TABLES[kind]
+    exten_given, context_given = "exten" in changes, "context" in changes
+    exten, context = changes.pop("exten", None), changes.pop("context", None)
+    values = validate(changes)
+    if (
+        "name" in values
+        and values["name"] != name
+        and conn.execute(f"SELECT 1 FROM {table} WHERE name = %s", (values["name"],)).fetchone()
+    ):
+        raise Conflict(f"{label} {values['name']!r} already exists")
+    changed = sorted(values)
+    if values:
+        conn.execute(
+            f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in values)} WHERE id = %s",
+            [*values.values(), target],
+        )
+    if exten_given or context_given:
+        if not exten_given:
+            current = extensions_of(conn, kind, target)
+            if not current:
+                raise ValidationError(f"{kind}.context", f"{label} {name!r} has no extension to move")
+            exten = current[0][0]
+        set_extension(conn, kind, target, exten, context)
+        changed.append("exten")
+    if changed:
+        events.emit(conn, kind, "updated", id=target, name=values.get("name", name), fields=changed)
+    return changed

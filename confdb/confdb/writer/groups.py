@@ -77,33 +77,9 @@ def create_group(
 
 def update_group(conn: psycopg.Connection[Any], name: str, /, **changes: Any) -> list[str]:
     """Change GROUP_FIELDS settings; `exten` (None or "" removes it) and `context` move its extension."""
-    target = group_id(conn, name)
-    exten_given, context_given = "exten" in changes, "context" in changes
-    exten, context = changes.pop("exten", None), changes.pop("context", None)
-    values = validate_fields(changes)
-    if (
-        "name" in values
-        and values["name"] != name
-        and conn.execute("SELECT 1 FROM groups WHERE name = %s", (values["name"],)).fetchone()
-    ):
-        raise Conflict(f"ring group {values['name']!r} already exists")
-    changed = sorted(values)
-    if values:
-        conn.execute(
-            f"UPDATE groups SET {', '.join(f'{c} = %s' for c in values)} WHERE id = %s",
-            [*values.values(), target],
-        )
-    if exten_given or context_given:
-        if not exten_given:
-            current = destinations.extensions_of(conn, "group", target)
-            if not current:
-                raise ValidationError("group.context", f"ring group {name!r} has no extension to move")
-            exten = current[0][0]
-        destinations.set_extension(conn, "group", target, exten, context)
-        changed.append("exten")
-    if changed:
-        events.emit(conn, "group", "updated", id=target, name=values.get("name", name), fields=changed)
-    return changed
+    return destinations.update_numbered(
+        conn, "group", "ring group", group_id(conn, name), name, changes, validate_fields
+    )
 
 
 def delete_group(conn: psycopg.Connection[Any], name: str) -> None:

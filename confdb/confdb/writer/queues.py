@@ -99,33 +99,9 @@ def update_queue(conn: psycopg.Connection[Any], name: str, /, **changes: Any) ->
 
     Returns the names of the changed settings.
     """
-    target = queue_id(conn, name)
-    exten_given, context_given = "exten" in changes, "context" in changes
-    exten, context = changes.pop("exten", None), changes.pop("context", None)
-    values = validate_fields(changes)
-    if (
-        "name" in values
-        and values["name"] != name
-        and conn.execute("SELECT 1 FROM queues WHERE name = %s", (values["name"],)).fetchone()
-    ):
-        raise Conflict(f"queue {values['name']!r} already exists")
-    changed = sorted(values)
-    if values:
-        conn.execute(
-            f"UPDATE queues SET {', '.join(f'{c} = %s' for c in values)} WHERE id = %s",
-            [*values.values(), target],
-        )
-    if exten_given or context_given:
-        if not exten_given:
-            current = destinations.extensions_of(conn, "queue", target)
-            if not current:
-                raise ValidationError("queue.context", f"queue {name!r} has no extension to move")
-            exten = current[0][0]
-        destinations.set_extension(conn, "queue", target, exten, context)
-        changed.append("exten")
-    if changed:
-        events.emit(conn, "queue", "updated", id=target, name=values.get("name", name), fields=changed)
-    return changed
+    return destinations.update_numbered(
+        conn, "queue", "queue", queue_id(conn, name), name, changes, validate_fields
+    )
 
 
 def delete_queue(conn: psycopg.Connection[Any], name: str) -> None:
