@@ -6,10 +6,17 @@ done in time: no connection free within the timeout, PostgreSQL down, slow or fr
 ``statement_timeout`` catches a slow query, the client-side timeout a frozen or unreachable server).
 Handlers catch DBUnavailable and degrade; they never wait longer than their budget.
 
-A connection abandoned in the middle of a query is closed, not reused (the pool replaces it in the
-background). After ``FAILURES`` unavailabilities in a row the database is considered down for
-``retry_interval`` seconds: calls then fail at once, except one probe at a time, so that a dead database
-costs each call nothing instead of its whole budget.
+A caller that stops waiting abandons the wait, not the connection: the query goes on in the background
+(PostgreSQL cancels it at ``statement_timeout``) and its connection goes back to the pool when it ends,
+so that a burst of slow answers does not also cost a burst of reconnections. A query still running
+``ABANDON_GRACE`` seconds past its statement timeout (a frozen or unreachable server) is cancelled and
+its connection closed (the pool replaces it in the background).
+
+A call that fails while other calls get answers is overload (no connection free in time, a late answer),
+not an outage: that call degrades, the others go on. After ``FAILURES`` failures in a row with no answer
+to anybody meanwhile, the database is considered down for ``retry_interval`` seconds: calls then fail at
+once, except one probe at a time, so that a dead database costs each call nothing instead of its whole
+budget.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 FAILURES = 3
+ABANDON_GRACE = 2.0
 
 
 class DBUnavailable(Exception):
@@ -68,6 +76,7 @@ class Database:
     ) -> None:
         self.dsn = dsn
         self.retry_interval = retry_interval
+        self.statement_timeout = statement_timeout
         self._pool = _Pool(
             dsn,
             min_size=min_size,
@@ -85,9 +94,11 @@ class Database:
         )
         self._failures = 0
         self._down_until = 0.0
+        self._last_answer = float("-inf")  # monotonic time of the last answer (never: -inf)
         self._probing = False
-        self._returning: set[asyncio.Task[None]] = set()
-        self.stats = {"ok": 0, "unavailable": 0, "fast_fail": 0, "errors": 0}
+        self._background: set[asyncio.Task[Any]] = set()
+        self._in_use = 0  # connections taken from the pool and not given back yet
+        self.stats = {"ok": 0, "unavailable": 0, "fast_fail": 0, "errors": 0, "overload": 0, "abandoned": 0}
 
     async def open(self) -> None:
         """Start the pool without waiting for PostgreSQL (agid starts even if the database is down)."""
@@ -101,6 +112,7 @@ class Database:
         return time.monotonic() < self._down_until
 
     async def run(self, query: Callable[..., Awaitable[T]], *args: Any, timeout: float) -> T:
+        started = time.monotonic()
         probe = False
         if self.down:
             if self._probing:
@@ -110,15 +122,24 @@ class Database:
         try:
             result = await self._run(query, args, timeout)
         except DBUnavailable:
-            self._failed()
+            # An outage only if nobody got an answer while this call waited: under load a few calls of
+            # hundreds may time out (no connection free, a late answer) while the others are answered.
+            if self._last_answer < started:
+                self._failed()
+            else:
+                self.stats["overload"] += 1
             raise
         finally:
             if probe:
                 self._probing = False
-        self._failures = 0
-        self._down_until = 0.0
+        self._succeeded()
         self.stats["ok"] += 1
         return result
+
+    def _succeeded(self) -> None:
+        self._failures = 0
+        self._down_until = 0.0
+        self._last_answer = time.monotonic()
 
     def _failed(self) -> None:
         self.stats["unavailable"] += 1
@@ -129,12 +150,14 @@ class Database:
                             self._failures, self.retry_interval)  # fmt: skip
             self._down_until = time.monotonic() + self.retry_interval
 
+    def _keep(self, task: asyncio.Task[Any]) -> None:
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
     def _give_back(self, getting: asyncio.Future[Any]) -> None:
         if getting.cancelled() or getting.exception() is not None:
             return
-        task = asyncio.get_running_loop().create_task(self._pool.putconn(getting.result()))
-        self._returning.add(task)
-        task.add_done_callback(self._returning.discard)
+        self._keep(asyncio.get_running_loop().create_task(self._pool.putconn(getting.result())))
 
     async def _run(self, query: Callable[..., Awaitable[T]], args: tuple[Any, ...], timeout: float) -> T:
         loop = asyncio.get_running_loop()
@@ -149,17 +172,43 @@ class Database:
             getting.add_done_callback(self._give_back)
             raise
         except (PoolTimeout, TimeoutError):
-            raise DBUnavailable(f"no database connection within {timeout:.3f}s") from None
+            busy = " (all busy)" if self._in_use else ""
+            raise DBUnavailable(f"no database connection within {timeout:.3f}s{busy}") from None
         except psycopg.Error as exc:
             raise DBUnavailable(f"database connection: {exc}") from None
+        self._in_use += 1
+        work = loop.create_task(self._query(conn, query, args))
+        try:
+            done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
+        except asyncio.CancelledError:
+            self._abandon(work)
+            raise
+        if not done:
+            self._abandon(work)
+            raise DBUnavailable(f"no database answer within {timeout:.3f}s")
+        return work.result()
+
+    def _abandon(self, work: asyncio.Task[Any]) -> None:
+        """Let ``work`` end in the background (its connection then goes back); cancel it if it outlives
+        the statement timeout by ABANDON_GRACE (its connection is then closed)."""
+        self.stats["abandoned"] += 1
+        self._keep(work)
+        timer = asyncio.get_running_loop().call_later(self.statement_timeout + ABANDON_GRACE, work.cancel)
+
+        def ended(task: asyncio.Task[Any]) -> None:
+            timer.cancel()
+            if not task.cancelled() and task.exception() is None:
+                self._succeeded()  # it answered, late (a busy event loop): slow is not down
+
+        work.add_done_callback(ended)
+
+    async def _query(self, conn: Any, query: Callable[..., Awaitable[T]], args: tuple[Any, ...]) -> T:
+        """``query(conn, *args)``; the connection always goes back to the pool, closed if left unusable."""
         clean = False
         try:
-            async with asyncio.timeout_at(deadline):
-                result = await query(conn, *args)
+            result = await query(conn, *args)
             clean = True
             return result
-        except TimeoutError:
-            raise DBUnavailable(f"no database answer within {timeout:.3f}s") from None
         except psycopg.errors.QueryCanceled as exc:
             clean = True
             raise DBUnavailable(f"query cancelled (statement_timeout): {exc}") from None
@@ -171,7 +220,8 @@ class Database:
             clean = True
             raise DBUnavailable(f"query error: {exc}") from None
         finally:
+            self._in_use -= 1
             if not clean or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                # abandoned in the middle of something: never hand it out again (close does not block)
+                # cancelled or broken in the middle of something: never hand it out again
                 await conn.close()
             await self._pool.putconn(conn)

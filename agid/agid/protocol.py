@@ -308,3 +308,36 @@ def format_command(command: str, *args: str | int) -> bytes:
     if b"\n" in data or b"\r" in data or b"\x00" in data:  # unreachable after quote_arg; never trust
         raise AGIArgumentError("line break in command line")
     return data + b"\n"
+
+
+# MSet (Asterisk's app of that name) takes "name1=value1,name2=value2" and unescapes it twice its own way
+# (quotes, backslashes, and commas inside () or []): only plain names and values it takes literally go in.
+_MSET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}\Z")
+_MSET_VALUE = re.compile(r"[A-Za-z0-9_@/&.+*#:;-]*\Z")
+MSET_MAX_PAIRS = 98  # MSet parses 99; the 99th would get the rest of the line unseparated
+
+
+def mset_batches(items: list[tuple[str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Split ``items`` into ``EXEC MSet`` arguments (in order, each fitting one command line) and the
+    items MSet would not set literally (in order), which take one ``SET VARIABLE`` each."""
+    batches: list[str] = []
+    single: list[tuple[str, str]] = []
+    pairs: list[str] = []
+    size = 0
+    room = MAX_COMMAND_BYTES - len("EXEC MSet ")
+    for name, value in items:
+        if not (_MSET_NAME.match(name) and _MSET_VALUE.match(value)):
+            single.append((name, value))
+            continue
+        pair = f"{name}={value}"
+        if pairs and (len(pairs) == MSET_MAX_PAIRS or size + 1 + len(pair) > room):
+            batches.append(",".join(pairs))
+            pairs, size = [], 0
+        if len(pair) > room:
+            single.append((name, value))
+            continue
+        pairs.append(pair)
+        size += len(pair) + (1 if size else 0)
+    if pairs:
+        batches.append(",".join(pairs))
+    return batches, single

@@ -291,7 +291,9 @@ class AGIServer:
             return
         try:
             async with asyncio.timeout_at(deadline):
-                await session.set_variable(STATUS_VARIABLE, status)
+                # the decision goes with OK only: after FAILED the dialplan reads nothing else
+                decided = session.decided if status == OK else {}
+                await session.set_variables({**decided, STATUS_VARIABLE: status})
             self.stats.status_set += 1
         except TimeoutError:
             session.log.warning("AGID_STATUS=%s not acknowledged before the session deadline", status)

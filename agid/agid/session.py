@@ -26,7 +26,7 @@ from agid.errors import (
     AGIUnknownCommand,
     AGIUsageError,
 )
-from agid.protocol import AGIReply, Quoted, format_command
+from agid.protocol import AGIReply, Quoted, format_command, mset_batches, quote_arg
 
 if TYPE_CHECKING:
     from agid.connection import AGIConnection
@@ -59,6 +59,9 @@ class AGISession:
         self.log = ChannelLogger(logging.getLogger("agid.handler"), env)
         #: Number of commands sent.
         self.commands_sent = 0
+        #: The decision of the handler (:meth:`decide`), set by the server together with ``AGID_STATUS``.
+        self.decided: dict[str, str] = {}
+        self._mset = True  # False once Asterisk said it has no MSet application
 
     # -- environment shortcuts
 
@@ -138,6 +141,44 @@ class AGISession:
     async def set_variable(self, name: str, value: str | int) -> None:
         """Set channel variable ``name`` (as Set(name=value) would, without any substitution)."""
         await self.command("SET VARIABLE", name, value)
+
+    async def set_variables(self, variables: Mapping[str, str | int]) -> None:
+        """Set every variable, in as few round trips as possible; the last one given is set last.
+
+        Plain variables whose values MSet takes literally (:func:`agid.protocol.mset_batches`) go together
+        in ``EXEC MSet``; the others (free text, functions such as ``CALLERID(name)``) one ``SET VARIABLE``
+        each, before them. Without an MSet application (``EXEC`` result -2) everything is set one by one.
+        """
+        items = [(name, str(value)) for name, value in variables.items()]
+        if len(items) < 2 or not self._mset:
+            for name, value in items:
+                await self.set_variable(name, value)
+            return
+        batches, single = mset_batches(items)
+        last_single = single[-1:] if single and single[-1] == items[-1] else []
+        for name, value in single[: len(single) - len(last_single)]:
+            await self.set_variable(name, value)
+        for index, batch in enumerate(batches):
+            reply = await self.command("EXEC", "MSet", batch)
+            if reply.result_int() == -2:
+                self.log.warning("Asterisk has no MSet application: variables are set one by one")
+                self._mset = False
+                for pair in ",".join(batches[index:]).split(","):  # MSet-safe: no "," nor "=" inside
+                    name, _, value = pair.partition("=")
+                    await self.set_variable(name, value)
+                break
+        for name, value in last_single:
+            await self.set_variable(name, value)
+
+    def decide(self, variables: Mapping[str, str | int | None]) -> None:
+        """Record the handler's decision; the server sets it with ``AGID_STATUS=OK`` when the handler
+        returns, in as few commands as possible. None means "does not apply": not set. A value Asterisk
+        could not receive intact raises AGIArgumentError here, in the handler."""
+        for name, value in variables.items():
+            if value is not None:
+                quote_arg(name)
+                quote_arg(value)
+                self.decided[name] = str(value)
 
     async def verbose(self, message: str, level: int = 1) -> None:
         """Log ``message`` on the Asterisk console at verbose ``level`` (1-4).

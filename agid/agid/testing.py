@@ -81,6 +81,57 @@ def asterisk_parse_args(line: bytes) -> list[bytes]:
     return [bytes(a) for a in argv]
 
 
+def asterisk_separate_args(data: bytes, delim: bytes, arraylen: int) -> list[bytes]:
+    """A port of app.c ``__ast_app_separate_args`` with remove_chars (Asterisk 20): quotes and backslashes
+    are removed, delimiters inside quotes, () or [] do not split, and the last of ``arraylen`` arguments
+    gets the rest of the string as it is."""
+    buf = bytearray(data)
+    args: list[bytes] = []
+    scan = 0
+    paren = quote = bracket = 0
+    wasdelim = -1
+    while scan < len(buf) and len(args) < arraylen - 1:
+        start = scan
+        end = None
+        while scan < len(buf):
+            char = buf[scan : scan + 1]
+            if char == b"(":
+                paren += 1
+            elif char == b")":
+                paren = max(0, paren - 1)
+            elif char == b"[":
+                bracket += 1
+            elif char == b"]":
+                bracket = max(0, bracket - 1)
+            elif char == b'"' and delim != b'"':
+                quote ^= 1
+                del buf[scan]
+                continue
+            elif char == b"\\":
+                del buf[scan]  # the next character is literal: skipped below
+            elif char == delim and not paren and not quote and not bracket:
+                wasdelim = scan
+                end = scan
+                scan += 1
+                break
+            scan += 1
+        args.append(bytes(buf[start : end if end is not None else scan]))
+    if scan < len(buf) or (scan > 0 and scan - 1 == wasdelim):
+        args.append(bytes(buf[scan:]))
+    return args
+
+
+def asterisk_mset(data: bytes) -> dict[bytes, bytes]:
+    """What ``MSet(data)`` sets (pbx_variables.c ``pbx_builtin_setvar_multiple``): up to 99 pairs split on
+    ",", each split once on "="; a pair without "=" is ignored (Asterisk logs a warning)."""
+    out = {}
+    for pair in asterisk_separate_args(data, b",", 99):
+        parts = asterisk_separate_args(pair, b"=", 2)
+        if len(parts) == 2:
+            out[parts[0]] = parts[1]
+    return out
+
+
 def asterisk_read_commands(stream: bytes) -> list[bytes]:
     """Split what a FastAGI client wrote the way res_agi.c ``run_agi`` reads it (fgets into AGI_BUF_LEN).
 
@@ -187,6 +238,9 @@ def default_answer(command: bytes) -> bytes:
         return b"200 result=1\n" if len(argv) == 4 else USAGE_REPLY
     if argv[:2] == [b"GET", b"VARIABLE"]:
         return b"200 result=0\n"
+    if argv[:1] == [b"EXEC"] and len(argv) >= 2:
+        # the application's return value; -2: no such application (MSet returns 0)
+        return b"200 result=0\n" if argv[1].lower() == b"mset" else b"200 result=-2\n"
     if argv[:1] == [b"VERBOSE"]:
         return b"200 result=1\n"
     return b"510 Invalid or unknown command\n"
@@ -211,13 +265,22 @@ class Transcript:
     unexpected: list[tuple[int, bytes, bytes]] = field(default_factory=list)
 
     def variables(self) -> dict[str, str]:
-        """Every ``SET VARIABLE name value`` received, as Asterisk would have parsed it."""
+        """Every variable set (``SET VARIABLE name value``, ``EXEC MSet a=1,b=2``), as Asterisk would."""
         out = {}
         for command in self.commands:
-            argv = asterisk_parse_args(command.rstrip(b"\n"))
-            if len(argv) == 4 and argv[0].upper() == b"SET" and argv[1].upper() == b"VARIABLE":
-                out[argv[2].decode("utf-8", "surrogateescape")] = argv[3].decode("utf-8", "surrogateescape")
+            for name, value in set_by(command).items():
+                out[name.decode("utf-8", "surrogateescape")] = value.decode("utf-8", "surrogateescape")
         return out
+
+
+def set_by(command: bytes) -> dict[bytes, bytes]:
+    """The variables that one command line sets in Asterisk (none for other commands)."""
+    argv = asterisk_parse_args(command.rstrip(b"\n"))
+    if len(argv) == 4 and argv[0].upper() == b"SET" and argv[1].upper() == b"VARIABLE":
+        return {argv[2]: argv[3]}
+    if len(argv) >= 3 and argv[0].upper() == b"EXEC" and argv[1].lower() == b"mset":
+        return asterisk_mset(argv[2])
+    return {}
 
 
 class LineSocket:
@@ -300,9 +363,9 @@ class FakeAsterisk:
                         transcript.unexpected.append((index, b"<partial line>", line))
                     return transcript
                 transcript.commands.append(line)
-                argv = asterisk_parse_args(line.rstrip(b"\n"))
-                if len(argv) == 4 and argv[2] == b"AGID_STATUS" and argv[0].upper() == b"SET":
-                    transcript.status = argv[3].decode()
+                status = set_by(line).get(b"AGID_STATUS")
+                if status is not None:
+                    transcript.status = status.decode("utf-8", "surrogateescape")
                 if index < len(script):
                     step = script[index]
                     if step.command is not None and step.command != line:

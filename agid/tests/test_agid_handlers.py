@@ -47,6 +47,17 @@ def test_incoming_user_dials_every_line(pbx_db: PbxDatabase, data: Data, agid: A
     assert out["GROUP(agid_user)"] == f"u{data.alice}"
 
 
+def test_incoming_user_decides_in_three_round_trips(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
+    """Each AGI command is a round trip through Asterisk's channel thread: the decision is batched."""
+    transcript = call(agid(pbx_db), env_for("incoming_user", str(data.alice)))
+    assert [c.split(b" ")[:2] for c in transcript.commands] == [
+        [b"GET", b"FULL"],  # GROUP_COUNT
+        [b"SET", b"VARIABLE"],  # GROUP(agid_user)
+        [b"EXEC", b"MSet"],  # the decision and AGID_STATUS
+    ]
+    assert transcript.variables()["AGID_STATUS"] == "OK"
+
+
 def test_incoming_user_shared_line(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
     server = agid(pbx_db)
     out = run(server, "incoming_user?exten=1002&context=internal")

@@ -10,6 +10,7 @@ from agid.errors import AGIArgumentError, AGIProtocolError
 from agid.protocol import (
     MAX_COMMAND_BYTES,
     MAX_COMMAND_WORDS,
+    MSET_MAX_PAIRS,
     AGIParser,
     AGIReply,
     EnvReceived,
@@ -18,10 +19,11 @@ from agid.protocol import (
     Limits,
     Quoted,
     format_command,
+    mset_batches,
     parse_reply_line,
     quote_arg,
 )
-from agid.testing import Trace, asterisk_parse_args, asterisk_read_commands
+from agid.testing import Trace, asterisk_mset, asterisk_parse_args, asterisk_read_commands
 
 # ---------------------------------------------------------------------------------------------- replies
 
@@ -347,3 +349,51 @@ def test_long_lines_never_split(size: int, tail: str) -> None:
     except AGIArgumentError:
         return
     assert len(asterisk_read_commands(line)) == 1
+
+
+# ----------------------------------------------------------------------------------------- MSet batches
+
+
+def test_mset_oracle_follows_asterisk_quirks() -> None:
+    # quotes and backslashes go, () and [] protect commas, the value of a pair is the rest after its "="
+    assert asterisk_mset(b'A=1,B="x,y",C=f(a,b),D=\\,e,E=k=v,F=') == {
+        b"A": b"1",
+        b"B": b"x,y",
+        b"C": b"f(a,b)",
+        b"D": b",e",
+        b"E": b"k=v",
+        b"F": b"",
+    }
+    assert asterisk_mset(b"NOEQUALS,G=2") == {b"G": b"2"}
+
+
+def test_mset_batches_keep_apart_what_mset_would_change() -> None:
+    items = [("AGID_ACTION", "DIAL"), ("AGID_CAUSE", "do not disturb"), ("CALLERID(name)", "Bob"),
+             ("AGID_DIAL", "PJSIP/a&PJSIP/b/sip:b@192.0.2.1:5060;ob"), ("AGID_NAME", 'Ann "A", (x)'),
+             ("AGID_EMPTY", "")]  # fmt: skip
+    batches, single = mset_batches(items)
+    assert batches == ["AGID_ACTION=DIAL,AGID_DIAL=PJSIP/a&PJSIP/b/sip:b@192.0.2.1:5060;ob,AGID_EMPTY="]
+    assert single == [items[1], items[2], items[4]]
+
+
+mset_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
+mset_values = st.one_of(st.text(max_size=60), st.from_regex(r"[A-Za-z0-9@/&.;:-]{0,300}", fullmatch=True))
+
+
+@given(st.dictionaries(st.one_of(mset_names, st.text(min_size=1, max_size=20)), mset_values, max_size=250))
+@settings(max_examples=300, deadline=None)
+def test_mset_batches_set_exactly_what_was_asked(variables: dict[str, str]) -> None:
+    """Asterisk (the oracle) sets each batched pair to its exact value; the rest is left to SET VARIABLE."""
+    items = list(variables.items())
+    batches, single = mset_batches(items)
+    set_by_mset: dict[str, str] = {}
+    for batch in batches:
+        line = format_command("EXEC", "MSet", batch)
+        assert len(line) <= MAX_COMMAND_BYTES + 1
+        argv = asterisk_parse_args(line.rstrip(b"\n"))
+        assert argv[:2] == [b"EXEC", b"MSet"] and len(argv) == 3
+        assert batch.count(",") < MSET_MAX_PAIRS
+        pairs = asterisk_mset(argv[2])
+        set_by_mset.update({k.decode(): v.decode() for k, v in pairs.items()})
+    assert set_by_mset == {name: value for name, value in items if (name, value) not in single}
+    assert len(set_by_mset) + len(single) == len(items)

@@ -547,3 +547,53 @@ def test_concurrent_commands_of_one_handler_are_serialized(agid_server: Any, fak
     transcript = fake(server).run(env_for("h"), script)
     assert transcript.unexpected == []
     assert transcript.variables() == {"ALL": "0,1,2,3,4", "AGID_STATUS": "OK"}
+
+
+# ------------------------------------------------------------------------------------- decision batching
+
+
+def test_decision_goes_with_the_status_in_one_mset(agid_server: Any, fake: Any) -> None:
+    async def deciding(session: AGISession) -> None:
+        session.decide({"AGID_ACTION": "DIAL", "AGID_NAME": "Ann, (Sales)", "AGID_NONE": None, "AGID_N": 3})
+
+    server = agid_server({"d": deciding})
+    transcript = fake(server).run(env_for("d"))
+    assert transcript.commands == [
+        b'SET VARIABLE AGID_NAME "Ann, (Sales)"\n',
+        b"EXEC MSet AGID_ACTION=DIAL,AGID_N=3,AGID_STATUS=OK\n",
+    ]
+    assert transcript.variables() == {
+        "AGID_NAME": "Ann, (Sales)",
+        "AGID_ACTION": "DIAL",
+        "AGID_N": "3",
+        "AGID_STATUS": "OK",
+    }
+
+
+def test_decision_is_set_one_by_one_without_mset(agid_server: Any, fake: Any) -> None:
+    async def deciding(session: AGISession) -> None:
+        session.decide({"A": "1", "B": "2"})
+
+    server = agid_server({"d": deciding})
+    no_mset = b"200 result=-2\n"  # what EXEC answers for an application Asterisk does not have
+    transcript = fake(server).run(env_for("d"), [Step(b"EXEC MSet A=1,B=2,AGID_STATUS=OK\n", no_mset)])
+    assert transcript.commands[1:] == [b"SET VARIABLE A 1\n", b"SET VARIABLE B 2\n", status_command("OK")]
+    assert transcript.status == "OK"
+
+
+def test_failed_handler_leaves_its_decision_unset(agid_server: Any, fake: Any) -> None:
+    async def deciding(session: AGISession) -> None:
+        session.decide({"AGID_ACTION": "DIAL"})
+        raise RuntimeError("after deciding")
+
+    transcript = fake(agid_server({"d": deciding})).run(env_for("d"))
+    assert transcript.commands == [status_command("FAILED")]
+
+
+def test_a_value_asterisk_cannot_receive_fails_in_the_handler(agid_server: Any, fake: Any) -> None:
+    async def deciding(session: AGISession) -> None:
+        session.decide({"AGID_NAME": "two\nlines"})
+
+    server = agid_server({"d": deciding})
+    assert fake(server).run(env_for("d")).commands == [status_command("FAILED")]
+    assert server.server.stats.handler_errors == 1

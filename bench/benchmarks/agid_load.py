@@ -97,6 +97,11 @@ async def _session(port: int, env: bytes, decision: str | None, load: Load) -> N
                 name, _, value = line[13:].rstrip(b"\n").partition(b" ")
                 variables[name] = value
                 writer.write(b"200 result=1\n")
+            elif line.startswith(b"EXEC MSet "):  # agid batches only values MSet takes literally
+                for pair in line[10:].rstrip(b"\n").split(b","):
+                    name, _, value = pair.partition(b"=")
+                    variables[name] = value
+                writer.write(b"200 result=0\n")
             elif line.startswith(b"GET FULL VARIABLE"):
                 writer.write(b"200 result=0\n")
             else:
@@ -203,7 +208,7 @@ def _start_agid(env: Env, db: Any, name: str) -> tuple[subprocess.Popen[Any], in
     config_dir.mkdir(exist_ok=True)
     (config_dir / "config.yml").write_text(
         f"listen_port: {port}\nmax_sessions: 1000\nmax_connections: 2000\nlog_level: WARNING\n"
-        f'db_dsn: "{db.dsn("pbx_agid")}"\ndb_pool_min: 4\ndb_pool_max: 8\ndb_timeout: {BUDGET}\n'
+        f'db_dsn: "{db.dsn("pbx_agid")}"\ndb_pool_min: 8\ndb_pool_max: 32\ndb_timeout: {BUDGET}\n'
         f"lookup_budget: {BUDGET}\nlookup_cache_size: 100000\n"
     )
     environ = {**child_env(), "PYTHONPATH": child_env()["PYTHONPATH"] + os.pathsep + str(REPO / "agid")}
@@ -216,6 +221,13 @@ def _start_agid(env: Env, db: Any, name: str) -> tuple[subprocess.Popen[Any], in
     )
     _wait_port(port, proc)
     return proc, port
+
+
+def _show_log(env: Env, name: str, lines: int = 15) -> None:
+    """The end of agid's log on stderr: why sessions degraded, if they did."""
+    tail = (env.scratch / f"agid-{name}.log").read_text(errors="replace").splitlines()[-lines:]
+    if tail:
+        print(f"agid-{name}.log (last {len(tail)} lines):", *tail, sep="\n  ", file=sys.stderr)
 
 
 def _bare(env: Env) -> tuple[float, float]:
@@ -241,6 +253,7 @@ def throughput(env: Env) -> list[dict[str, Any]]:
         load = asyncio.run(_drive(port, SECONDS, False, user_ids))
     finally:
         _stop(proc)
+        _show_log(env, "throughput")
     rate = len(load.latencies) / SECONDS
     p99 = _percentile(load.latencies, 0.99) * 1000
     common = {"sessions": len(load.latencies), "errors": load.errors, "undecided": load.undecided,

@@ -1,10 +1,11 @@
 """What the database handlers share: bounded database calls, the degraded path, variable setting.
 
-Every database handler sets its decision variable, then the variables that this decision uses (empty
-when they do not apply to the case, e.g. no busy forward), never those of other decisions (each one
-costs a round trip to Asterisk); the dialplan reads only the variables of the decision taken. It ends
-with ``AGID_CAUSE`` (why: a refusal, a missing object, the database error; empty when all went well)
-and ``AGID_DEGRADED`` (``1``: the database did not answer in time, the decision is the default one).
+Every database handler decides its decision variable and the variables that this decision uses (empty
+when they do not apply to the case, e.g. no busy forward), never those of other decisions; the dialplan
+reads only the variables of the decision taken. The server sets them with ``AGID_STATUS``, batched
+(``EXEC MSet``) where Asterisk takes the values literally. Each decision has ``AGID_CAUSE`` (why: a
+refusal, a missing object, the database error; empty when all went well) and ``AGID_DEGRADED`` (``1``:
+the database did not answer in time, the decision is the default one).
 """
 
 from __future__ import annotations
@@ -37,19 +38,13 @@ async def db_call(session: AGISession, query: Callable[..., Awaitable[T]], *args
     return await context.db.run(query, *args, timeout=timeout)
 
 
-async def set_all(session: AGISession, variables: Mapping[str, str | int | None]) -> None:
-    """Set the variables in order; None means "does not apply to this decision": not set."""
-    for name, value in variables.items():
-        if value is not None:
-            await session.set_variable(name, value)
-
-
-async def finish(session: AGISession, variables: Mapping[str, str | int | None], cause: str = "",
-                 degraded: bool = False) -> None:  # fmt: skip
+def finish(session: AGISession, variables: Mapping[str, str | int | None], cause: str = "",
+           degraded: bool = False) -> None:  # fmt: skip
+    """The handler's decision, with its cause and degraded flag: set by the server with AGID_STATUS."""
     cause = one_line(cause)
     if degraded:
         session.log.info("%s degraded: %s", session.handler_name, cause)
-    await set_all(session, {**variables, CAUSE: cause, DEGRADED: "1" if degraded else "0"})
+    session.decide({**variables, CAUSE: cause, DEGRADED: "1" if degraded else "0"})
 
 
 def one_line(text: str, limit: int = 200) -> str:

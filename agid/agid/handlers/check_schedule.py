@@ -36,11 +36,11 @@ async def handle(session: AGISession) -> None:
         found = await db_call(session, _closed_destination, ref)
     except DBUnavailable as exc:
         out["AGID_SCHEDULE_STATE"] = "unknown"
-        await finish(session, out, f"database unavailable: {exc}", degraded=True)
+        finish(session, out, f"database unavailable: {exc}", degraded=True)
         return
     if found is None:
         out["AGID_SCHEDULE_STATE"] = "none"
-        await finish(session, out, f"no schedule {ref}")
+        finish(session, out, f"no schedule {ref}")
         return
     sched, arg = found
     assert session.context is not None
@@ -49,4 +49,4 @@ async def handle(session: AGISession) -> None:
     else:
         out["AGID_SCHEDULE_STATE"] = "closed"
         out.update(destination_variables(sched.closed, arg))
-    await finish(session, out)
+    finish(session, out)

@@ -64,15 +64,15 @@ async def handle(session: AGISession) -> None:
         route = await db_call(session, _route, context, did, session.context.now())
     except DBUnavailable as exc:
         out["AGID_DEST_TYPE"] = "default"
-        await finish(session, out, f"database unavailable: {exc}", degraded=True)
+        finish(session, out, f"database unavailable: {exc}", degraded=True)
         return
     if route is None:
         out["AGID_DEST_TYPE"] = "none"
-        await finish(session, out, f"no incall for {did} in context {context}")
+        finish(session, out, f"no incall for {did} in context {context}")
         return
     out.update(destination_variables(route.destination, route.arg))
     out["AGID_INCALL_ID"] = route.incall.id
     out["AGID_CALLERID_PREFIX"] = route.incall.callerid_name_prefix or ""
     out["AGID_SCHEDULE_STATE"] = route.state
     cause = "" if route.arg or route.destination.type == "hangup" else "destination no longer exists"
-    await finish(session, out, cause)
+    finish(session, out, cause)

@@ -40,11 +40,11 @@ async def handle(session: AGISession) -> None:
     except DBUnavailable as exc:
         out["AGID_QUEUE_ACTION"] = "DEFAULT"
         out["AGID_QUEUE_NAME"] = None if ref.isdigit() else ref
-        await finish(session, out, f"database unavailable: {exc}", degraded=True)
+        finish(session, out, f"database unavailable: {exc}", degraded=True)
         return
     if queue is None:
         out["AGID_QUEUE_ACTION"] = "NONE"
-        await finish(session, out, f"no queue {ref}")
+        finish(session, out, f"no queue {ref}")
         return
     out["AGID_QUEUE_NAME"] = queue.name
     out["AGID_QUEUE_DISPLAY_NAME"] = queue.display_name
@@ -57,4 +57,4 @@ async def handle(session: AGISession) -> None:
         if waiting is not None and waiting.isdigit() and int(waiting) >= queue.max_waiting:
             action, cause = "FULL", f"{waiting} callers waiting (max_waiting {queue.max_waiting})"
     out["AGID_QUEUE_ACTION"] = action
-    await finish(session, out, cause)
+    finish(session, out, cause)

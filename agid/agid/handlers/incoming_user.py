@@ -78,11 +78,11 @@ async def handle(session: AGISession) -> None:
             user = await db_call(session, read.user_by_extension, exten, context)
     except DBUnavailable as exc:
         out["AGID_ACTION"] = "DEFAULT"
-        await finish(session, out, f"database unavailable: {exc}", degraded=True)
+        finish(session, out, f"database unavailable: {exc}", degraded=True)
         return
     if user is None:
         out["AGID_ACTION"] = "UNAVAILABLE"
-        await finish(session, out, f"no user {user_ref or exten + '@' + context}")
+        finish(session, out, f"no user {user_ref or exten + '@' + context}")
         return
     out["AGID_USER_ID"] = user.id
     out["AGID_USER_LANGUAGE"] = user.language
@@ -114,4 +114,4 @@ async def handle(session: AGISession) -> None:
             await session.set_variable(f"GROUP({GROUP_CATEGORY})", f"u{user.id}")
     out["AGID_ACTION"] = action
     out["AGID_FWD_NUMBER"] = number
-    await finish(session, out, cause)
+    finish(session, out, cause)

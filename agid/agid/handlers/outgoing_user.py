@@ -63,18 +63,18 @@ async def handle(session: AGISession) -> None:
         route, caller = await db_call(session, _routes, context, number, int(user_ref) if user_ref else None)
     except DBUnavailable as exc:
         out["AGID_OUT_ACTION"] = "DEFAULT"
-        await finish(session, out, f"database unavailable: {exc}", degraded=True)
+        finish(session, out, f"database unavailable: {exc}", degraded=True)
         return
     if route is None:
         out["AGID_OUT_ACTION"] = "REFUSE"
         out["AGID_HANGUPCAUSE"] = NO_ROUTE
-        await finish(session, out, f"no outcall pattern of context {context} matches {number}")
+        finish(session, out, f"no outcall pattern of context {context} matches {number}")
         return
     out["AGID_OUTCALL"] = route.outcall
     if not route.trunks:
         out["AGID_OUT_ACTION"] = "REFUSE"
         out["AGID_HANGUPCAUSE"] = NO_CIRCUIT
-        await finish(session, out, f"outcall {route.outcall} has no enabled trunk")
+        finish(session, out, f"outcall {route.outcall} has no enabled trunk")
         return
     dialled = route.prefix + number[route.strip :]
     out["AGID_OUT_ACTION"] = "DIAL"
@@ -88,4 +88,4 @@ async def handle(session: AGISession) -> None:
         out["AGID_CALLERID_NAME"], out["AGID_CALLERID_NUM"] = caller[0], caller[1] or ""
     elif route.callerid:
         out["AGID_CALLERID_NUM"] = route.callerid
-    await finish(session, out)
+    finish(session, out)

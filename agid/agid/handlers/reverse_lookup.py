@@ -26,7 +26,7 @@ async def handle(session: AGISession) -> None:
     }
     lookup = session.context.lookup if session.context is not None else None
     if (raw or "").strip().lower() in UNKNOWN or lookup is None:
-        await finish(session, out, "no caller number" if lookup is not None else "no lookup service")
+        finish(session, out, "no caller number" if lookup is not None else "no lookup service")
         return
     result = await lookup.lookup(raw)
     out["AGID_LOOKUP_NUMBER"] = result.number
@@ -35,8 +35,8 @@ async def handle(session: AGISession) -> None:
         out["AGID_LOOKUP_SOURCE"] = result.source
         if session.query.get("set_callerid", "yes").lower() not in ("no", "0", "false"):
             await session.set_variable("CALLERID(name)", result.name)
-        await finish(session, out)
+        finish(session, out)
     elif result.complete:
-        await finish(session, out, "not found")
+        finish(session, out, "not found")
     else:
-        await finish(session, out, "not found; a source did not answer in time", degraded=True)
+        finish(session, out, "not found; a source did not answer in time", degraded=True)
