@@ -610,7 +610,8 @@ def test_image_playbook_starts_nothing_and_the_image_sets_itself_up_at_first_boo
     assert not (rootfs / "usr/sbin/policy-rc.d").exists()
     assert list((rootfs / "etc/pbx/secrets").iterdir()) == [], "secrets made in the chroot stay in the image"
     assert not (rootfs / "etc/rabbitmq/pbx-user.secret").exists()
-    for unit in (*PBX_UNITS, "pbx-firstboot", "rabbitmq-server", "nftables", "postgresql"):
+    first_boot = ("pbx-firstboot", "pbx-firstboot-bus")
+    for unit in (*PBX_UNITS, *first_boot, "rabbitmq-server", "nftables", "postgresql"):
         # The links point into the image (dangling from here): test the links, not their targets.
         wants = (rootfs / "etc/systemd/system").glob("*.target.wants")
         assert any((folder / f"{unit}.service").is_symlink() for folder in wants), f"{unit} not enabled"
@@ -631,6 +632,11 @@ def test_image_playbook_starts_nothing_and_the_image_sets_itself_up_at_first_boo
         answers = check_pbx_answers(machine)
         check_loopback_only(machine)
         check_bus_and_secrets(machine)
+        # RabbitMQ made the PBX user itself at its first start, and its password left the configuration
+        journal = machine.sh("journalctl -b -u pbx-firstboot-bus -u pbx-firstboot -o cat").stdout
+        assert "RabbitMQ creates user pbx at its first start" in journal, journal
+        assert "guest account deleted" not in journal, journal  # never created
+        assert machine.sh("ls -A /etc/rabbitmq/conf.d").stdout.strip() == ""
         check_asterisk_stubs(machine)
         print(f"image: first boot set up, agid: {answers['agid']!r}")
     finally:

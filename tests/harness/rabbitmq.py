@@ -179,6 +179,8 @@ class RabbitMQServer:
             "ERL_EPMD_PORT": str(self.epmd_port),
             "ERL_EPMD_ADDRESS": self.host,
             "RABBITMQ_CONFIG_FILE": str(base / "rabbitmq.conf"),
+            # not the host's /etc/rabbitmq/conf.d, which RabbitMQ would read after rabbitmq.conf
+            "RABBITMQ_CONFIG_FILES": str(base / "conf.d"),
             "RABBITMQ_ADVANCED_CONFIG_FILE": str(base / "advanced.config"),
             "RABBITMQ_ENABLED_PLUGINS_FILE": str(base / "enabled_plugins"),
             "RABBITMQ_PLUGINS_DIR": str(base / "plugins"),
@@ -219,7 +221,7 @@ class RabbitMQServer:
 
     def _write_files(self) -> None:
         base = self.base_dir
-        for sub in ("home", "log", "mnesia"):
+        for sub in ("home", "log", "mnesia", "conf.d"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         cookie = base / "home" / ".erlang.cookie"
         if not cookie.exists():
