@@ -8,6 +8,7 @@ import csv
 import io
 import ipaddress
 import json
+import re
 import time
 
 import pytest
@@ -245,10 +246,44 @@ def test_confgen_prints_a_complete_pjsip_conf(host, demo):
     lines = psql(host, f"{SECRETS}/pbx_writer.dsn", "SELECT name FROM lines WHERE enabled").split()
     assert {row["line"] for row in demo} <= set(lines), "a demo user's line is missing or disabled"
     text = confgen(host, "asterisk/pjsip.conf", [f"[{name}]" for name in lines])
-    for name in lines:
-        section = text.split(f"[{name}]", 1)[1]
-        assert "type=endpoint" in section.replace(" ", "") or "type = endpoint" in section
     assert text.endswith("\n")
+    sections = pjsip_sections(text)
+    for name in lines:
+        types = {section_type(sections, templates, options) for templates, options in sections[name]}
+        assert {"endpoint", "auth", "aor"} <= types, (name, types)
+
+
+HEADER = re.compile(r"^\[([^\]]+)\](?:\(([^)]*)\))?\s*$")
+
+
+def pjsip_sections(text: str) -> dict[str, list[tuple[list[str], dict[str, str]]]]:
+    """Sections by name (pjsip.conf repeats a name for an endpoint, its auth and its aor): for each, its
+    templates (``[name](tpl1,tpl2)``; ``!`` marks a template itself) and its options."""
+    sections: dict[str, list[tuple[list[str], dict[str, str]]]] = {}
+    options: dict[str, str] = {}
+    for line in text.splitlines():
+        line = line.split(";", 1)[0].strip()
+        header = HEADER.match(line)
+        if header:
+            templates = [t.strip() for t in (header.group(2) or "").split(",") if t.strip() not in ("", "!")]
+            options = {}
+            sections.setdefault(header.group(1), []).append((templates, options))
+        elif "=" in line:
+            key, _, value = line.partition("=")
+            options.setdefault(key.strip().rstrip(">").strip(), value.strip())
+    return sections
+
+
+def section_type(sections: dict, templates: list[str], options: dict[str, str]) -> str | None:
+    """``type`` of a section, its own or inherited from its templates (the first that sets it)."""
+    if "type" in options:
+        return options["type"]
+    for template in templates:
+        for parents, inherited in sections.get(template, []):
+            found = section_type(sections, parents, inherited)
+            if found:
+                return found
+    return None
 
 
 @running

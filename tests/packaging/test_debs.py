@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import re
 import shlex
@@ -658,7 +659,8 @@ class Pbx:
     def daemons_answer(self, step: str, exten: str) -> None:
         """pbx-admin adds a user (an event in the outbox); then each daemon runs as its unit would and
         answers: agid (FastAGI ping, and DIAL for that user: a database decision), confgend (pbx-confgen
-        gets a generated file), ctid (listens), the event relay (publishes the outbox on the bus)."""
+        gets a generated file), ctid (answers a CTI ping), the event relay (publishes the outbox on the
+        bus)."""
         self.rootfs.sh(f"pbx-admin user add --firstname Probe --lastname {exten} --exten {exten}")
         user_id = self.psql("SELECT max(id) FROM users").strip()
         agi_port, cti_port, confgen_port = free_port(), free_port(), free_port()
@@ -690,6 +692,16 @@ class Pbx:
                 decision
             )
 
+            # ctid answers a CTI ping (its message schemas are installed: without them it refuses all)
+            with socket.create_connection(("127.0.0.1", cti_port), timeout=10) as cti:
+                stream = cti.makefile("rwb")
+                welcome = json.loads(stream.readline())
+                stream.write(b'{"class": "ping", "id": 1}\n')
+                stream.flush()
+                pong = json.loads(stream.readline())
+            assert welcome.get("class") == "welcome" and pong.get("class") == "response", (welcome, pong)
+            assert pong.get("ok") is True and pong.get("request") == "ping", pong
+
             pjsip = self.rootfs.sh(
                 f"PBX_CONFGEN_CACHE_DIR=/tmp/confgen pbx-confgen --port {confgen_port} asterisk/pjsip.conf"
             )
@@ -706,8 +718,8 @@ class Pbx:
                 assert proc.poll() is None, f"{name} exited {proc.returncode}:\n{log.read_text()[-3000:]}"
             report(
                 f"upgrade test ({step}): agid answered ping and incoming_user={decision['AGID_ACTION']}, "
-                f"pbx-confgen got asterisk/pjsip.conf ({len(pjsip)} bytes), ctid listens, the relay "
-                f"published the outbox ({events} events)"
+                f"pbx-confgen got asterisk/pjsip.conf ({len(pjsip)} bytes), ctid answered a CTI ping, "
+                f"the relay published the outbox ({events} events)"
             )
         finally:
             for name, (proc, _) in started.items():
