@@ -317,27 +317,33 @@ _MSET_VALUE = re.compile(r"[A-Za-z0-9_@/&.+*#:;-]*\Z")
 MSET_MAX_PAIRS = 98  # MSet parses 99; the 99th would get the rest of the line unseparated
 
 
-def mset_batches(items: list[tuple[str, str]]) -> tuple[list[str], list[tuple[str, str]]]:
-    """Split ``items`` into ``EXEC MSet`` arguments (in order, each fitting one command line) and the
-    items MSet would not set literally (in order), which take one ``SET VARIABLE`` each."""
-    batches: list[str] = []
+def mset_pairs(batch: list[tuple[str, str]]) -> str:
+    """The argument of ``EXEC MSet`` that sets ``batch``."""
+    return ",".join(f"{name}={value}" for name, value in batch)
+
+
+def mset_batches(items: list[tuple[str, str]]) -> tuple[list[list[tuple[str, str]]], list[tuple[str, str]]]:
+    """Split ``items`` into ``EXEC MSet`` batches (in order, each fitting one command line through
+    :func:`mset_pairs`) and the items MSet would not set literally (in order), which take one
+    ``SET VARIABLE`` each."""
+    batches: list[list[tuple[str, str]]] = []
     single: list[tuple[str, str]] = []
-    pairs: list[str] = []
+    batch: list[tuple[str, str]] = []
     size = 0
     room = MAX_COMMAND_BYTES - len("EXEC MSet ")
     for name, value in items:
         if not (_MSET_NAME.match(name) and _MSET_VALUE.match(value)):
             single.append((name, value))
             continue
-        pair = f"{name}={value}"
-        if pairs and (len(pairs) == MSET_MAX_PAIRS or size + 1 + len(pair) > room):
-            batches.append(",".join(pairs))
-            pairs, size = [], 0
-        if len(pair) > room:
+        length = len(name) + 1 + len(value)
+        if batch and (len(batch) == MSET_MAX_PAIRS or size + 1 + length > room):
+            batches.append(batch)
+            batch, size = [], 0
+        if length > room:
             single.append((name, value))
             continue
-        pairs.append(pair)
-        size += len(pair) + (1 if size else 0)
-    if pairs:
-        batches.append(",".join(pairs))
+        batch.append((name, value))
+        size += length + (1 if size else 0)
+    if batch:
+        batches.append(batch)
     return batches, single

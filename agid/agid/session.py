@@ -26,7 +26,7 @@ from agid.errors import (
     AGIUnknownCommand,
     AGIUsageError,
 )
-from agid.protocol import AGIReply, Quoted, format_command, mset_batches, quote_arg
+from agid.protocol import AGIReply, Quoted, format_command, mset_batches, mset_pairs, quote_arg
 
 if TYPE_CHECKING:
     from agid.connection import AGIConnection
@@ -159,12 +159,11 @@ class AGISession:
         for name, value in single[: len(single) - len(last_single)]:
             await self.set_variable(name, value)
         for index, batch in enumerate(batches):
-            reply = await self.command("EXEC", "MSet", batch)
+            reply = await self.command("EXEC", "MSet", mset_pairs(batch))
             if reply.result_int() == -2:
                 self.log.warning("Asterisk has no MSet application: variables are set one by one")
                 self._mset = False
-                for pair in ",".join(batches[index:]).split(","):  # MSet-safe: no "," nor "=" inside
-                    name, _, value = pair.partition("=")
+                for name, value in (item for rest in batches[index:] for item in rest):
                     await self.set_variable(name, value)
                 break
         for name, value in last_single:
