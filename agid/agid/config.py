@@ -53,7 +53,7 @@ class Config:
     db_timeout: float = 0.5
     #: Seconds to open one connection.
     db_connect_timeout: float = 2.0
-    #: After 3 database failures in a row, fail at once for this many seconds (one probe at a time passes).
+    #: After 3 database failures in a row, fail at once, letting one call try every this many seconds.
     db_retry_interval: float = 1.0
     #: ISO country of the PBX, for phone number normalisation (same as pbx-admin's directory.country).
     country: str = "FR"

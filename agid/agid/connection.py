@@ -45,6 +45,8 @@ class AGIConnection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = self._loop.create_future()
         #: True once Asterisk sent ``HANGUP``.
         self.hungup = False
+        #: Loop time of the accept: the budgets of a session count from it, queueing in agid included.
+        self.accepted_at = self._loop.time()
         self.peer: object = None
 
     # -- asyncio.Protocol

@@ -5,6 +5,12 @@ of :mod:`confdb.read.agid`) and returns its result, or raises :class:`DBUnavaila
 done in time: no connection free within the timeout, PostgreSQL down, slow or frozen (the server-side
 ``statement_timeout`` catches a slow query, the client-side timeout a frozen or unreachable server).
 Handlers catch DBUnavailable and degrade; they never wait longer than their budget.
+``db.load(query, key, timeout=...)`` does the same for one key of a batch query, gathered with the keys of
+the other sessions of the same turn of the event loop into one query (:mod:`agid.batch`).
+
+The pool and its queries live in a thread of their own, with its own event loop: a busy session loop
+(thousands of sessions) never delays an answer of PostgreSQL past its timeout, and the timeouts are kept
+where the answers arrive. Callers stay in their loop; only the query crosses, one hop each way.
 
 A caller that stops waiting abandons the wait, not the connection: the query goes on in the background
 (PostgreSQL cancels it at ``statement_timeout``) and its connection goes back to the pool when it ends,
@@ -14,32 +20,36 @@ its connection closed (the pool replaces it in the background).
 
 A call that fails while other calls get answers is overload (no connection free in time, a late answer),
 not an outage: that call degrades, the others go on. After ``FAILURES`` failures in a row with no answer
-to anybody meanwhile, the database is considered down for ``retry_interval`` seconds: calls then fail at
-once, except one probe at a time, so that a dead database costs each call nothing instead of its whole
-budget.
+to anybody meanwhile, the database is considered down until it answers again: calls then fail at once,
+except one call every ``retry_interval`` seconds that tries it, so that a dead or frozen database costs
+each call nothing instead of its whole budget.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable
 from typing import Any, TypeVar
 
 import psycopg
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 from psycopg_pool.base import ConnectionAttempt
 
+from agid.batch import BatchLoader, BatchQuery
+from agid.errors import DBUnavailable
+
 log = logging.getLogger(__name__)
 
+__all__ = ["DBUnavailable", "Database"]
+
 T = TypeVar("T")
+K = TypeVar("K", bound=Hashable)
+V = TypeVar("V")
 FAILURES = 3
 ABANDON_GRACE = 2.0
-
-
-class DBUnavailable(Exception):
-    """The database could not answer within the time given (down, slow, frozen, pool exhausted)."""
 
 
 class _Attempt(ConnectionAttempt):
@@ -77,50 +87,97 @@ class Database:
         self.dsn = dsn
         self.retry_interval = retry_interval
         self.statement_timeout = statement_timeout
-        self._pool = _Pool(
-            dsn,
-            min_size=min_size,
-            max_size=max_size,
-            open=False,
-            name="agid",
-            kwargs={
+        self._pool_args: dict[str, Any] = {
+            "min_size": min_size,
+            "max_size": max_size,
+            "open": False,
+            "name": "agid",
+            "kwargs": {
                 "autocommit": True,
                 "application_name": "agid",
                 "connect_timeout": max(2, round(connect_timeout)),
-                "options": f"-c statement_timeout={max(1, int(statement_timeout * 1000))}",
+                # JIT compiles a plan in tens of milliseconds: a loss for queries that take one
+                "options": f"-c statement_timeout={max(1, int(statement_timeout * 1000))} -c jit=off",
             },
-            timeout=max(statement_timeout, 0.05),
-            reconnect_timeout=3600.0 * 24 * 365,  # keep trying for ever; never give the pool up
-        )
+            "timeout": max(statement_timeout, 0.05),
+            "reconnect_timeout": 3600.0 * 24 * 365,  # keep trying for ever; never give the pool up
+        }
+        self._pool: _Pool | None = None
+        self._home: asyncio.AbstractEventLoop | None = None  # the loop of the callers
+        self._loop: asyncio.AbstractEventLoop | None = None  # the database thread's own loop
+        self._thread: threading.Thread | None = None
         self._failures = 0
-        self._down_until = 0.0
+        self._tripped = False  # FAILURES failures with no answer meanwhile, and no answer since
+        self._next_probe = 0.0  # monotonic time from which one call may go through to try again
         self._last_answer = float("-inf")  # monotonic time of the last answer (never: -inf)
         self._probing = False
         self._background: set[asyncio.Task[Any]] = set()
         self._in_use = 0  # connections taken from the pool and not given back yet
+        self._loaders: dict[tuple[Any, float], BatchLoader[Any, Any]] = {}
         self.stats = {"ok": 0, "unavailable": 0, "fast_fail": 0, "errors": 0, "overload": 0, "abandoned": 0}
 
     async def open(self) -> None:
-        """Start the pool without waiting for PostgreSQL (agid starts even if the database is down)."""
+        """Start the database thread and the pool, without waiting for PostgreSQL (agid starts even if the
+        database is down)."""
+        self._home = asyncio.get_running_loop()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="agid-db", daemon=True)
+        self._thread.start()
+        await self._in_thread(self._open_pool())
+
+    async def _open_pool(self) -> None:
+        self._pool = _Pool(self.dsn, **self._pool_args)
         await self._pool.open(wait=False)
 
     async def close(self) -> None:
-        await self._pool.close(timeout=1.0)
+        for loader in self._loaders.values():
+            await loader.close()
+        if self._loop is None or self._thread is None:
+            return
+        try:
+            await self._in_thread(self._close_pool())
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5.0)
+            if not self._thread.is_alive():
+                self._loop.close()
+            self._loop = self._thread = None
+
+    async def _close_pool(self) -> None:
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.wait(set(self._background), timeout=1.0)
+        if self._pool is not None:
+            await self._pool.close(timeout=1.0)
+
+    @property
+    def _opened_pool(self) -> _Pool:
+        assert self._pool is not None, "Database.open() first"
+        return self._pool
+
+    def _in_thread(self, work: Coroutine[Any, Any, T]) -> asyncio.Future[T]:
+        """Run ``work`` in the database thread; its result (or error) comes back to the caller's loop."""
+        if self._loop is None:
+            work.close()
+            raise DBUnavailable("database not opened")
+        return asyncio.wrap_future(asyncio.run_coroutine_threadsafe(work, self._loop))
 
     @property
     def down(self) -> bool:
-        return time.monotonic() < self._down_until
+        """True from FAILURES failures in a row with no answer to anybody meanwhile, to the next answer."""
+        return self._tripped
 
     async def run(self, query: Callable[..., Awaitable[T]], *args: Any, timeout: float) -> T:
         started = time.monotonic()
         probe = False
-        if self.down:
-            if self._probing:
+        if self._tripped:
+            if self._probing or started < self._next_probe:
                 self.stats["fast_fail"] += 1
                 raise DBUnavailable("database marked down after repeated failures")
-            probe = self._probing = True
+            probe = self._probing = True  # this call tries; the others keep failing at once
         try:
-            result = await self._run(query, args, timeout)
+            result = await self._in_thread(self._run(query, args, timeout))
         except DBUnavailable:
             # An outage only if nobody got an answer while this call waited: under load a few calls of
             # hundreds may time out (no connection free, a late answer) while the others are answered.
@@ -136,19 +193,40 @@ class Database:
         self.stats["ok"] += 1
         return result
 
+    def load(self, query: BatchQuery[K, V], key: K, *, timeout: float) -> asyncio.Future[V | None]:
+        """The value of ``key`` from ``query(conn, keys) -> {key: value}`` (None when it has none), gathered
+        with the keys other sessions ask in the same turn of the loop (:mod:`agid.batch`): awaiting it
+        raises DBUnavailable as :meth:`run` does."""
+        loader = self._loaders.get((query, timeout))
+        if loader is None:
+            loader = self._loaders[query, timeout] = BatchLoader(self.run, query, timeout=timeout)
+        return loader.load(key)
+
+    @property
+    def batch_stats(self) -> dict[str, int]:
+        """Batches, keys and failed batches of every loader, summed."""
+        total = {"batches": 0, "keys": 0, "failed": 0}
+        for loader in self._loaders.values():
+            for name, value in loader.stats.items():
+                total[name] += value
+        return total
+
     def _succeeded(self) -> None:
+        if self._tripped:
+            log.warning("database answers again")
         self._failures = 0
-        self._down_until = 0.0
+        self._tripped = False
         self._last_answer = time.monotonic()
 
     def _failed(self) -> None:
         self.stats["unavailable"] += 1
         self._failures += 1
         if self._failures >= FAILURES:
-            if not self.down:
-                log.warning("database unavailable %d times in a row; failing fast for %.1fs",
+            if not self._tripped:
+                log.warning("database unavailable %d times in a row: failing fast, one try each %.1fs",
                             self._failures, self.retry_interval)  # fmt: skip
-            self._down_until = time.monotonic() + self.retry_interval
+            self._tripped = True
+            self._next_probe = time.monotonic() + self.retry_interval
 
     def _keep(self, task: asyncio.Task[Any]) -> None:
         self._background.add(task)
@@ -157,7 +235,7 @@ class Database:
     def _give_back(self, getting: asyncio.Future[Any]) -> None:
         if getting.cancelled() or getting.exception() is not None:
             return
-        self._keep(asyncio.get_running_loop().create_task(self._pool.putconn(getting.result())))
+        self._keep(asyncio.get_running_loop().create_task(self._opened_pool.putconn(getting.result())))
 
     async def _run(self, query: Callable[..., Awaitable[T]], args: tuple[Any, ...], timeout: float) -> T:
         loop = asyncio.get_running_loop()
@@ -165,7 +243,7 @@ class Database:
         # psycopg_pool 3.1 leaves a cancelled getconn() in its queue of waiters, and later hands it a
         # connection that nobody returns: getconn runs in its own task, bounded by the pool's timeout, and
         # if we are cancelled meanwhile the connection it gets is given back.
-        getting = asyncio.ensure_future(self._pool.getconn(timeout=timeout))
+        getting = asyncio.ensure_future(self._opened_pool.getconn(timeout=timeout))
         try:
             conn = await asyncio.shield(getting)
         except asyncio.CancelledError:
@@ -197,8 +275,9 @@ class Database:
 
         def ended(task: asyncio.Task[Any]) -> None:
             timer.cancel()
-            if not task.cancelled() and task.exception() is None:
-                self._succeeded()  # it answered, late (a busy event loop): slow is not down
+            if not task.cancelled() and task.exception() is None and self._home is not None:
+                # it answered, late: slow is not down
+                self._home.call_soon_threadsafe(self._succeeded)
 
         work.add_done_callback(ended)
 
@@ -224,4 +303,4 @@ class Database:
             if not clean or conn.pgconn.transaction_status != psycopg.pq.TransactionStatus.IDLE:
                 # cancelled or broken in the middle of something: never hand it out again
                 await conn.close()
-            await self._pool.putconn(conn)
+            await self._opened_pool.putconn(conn)

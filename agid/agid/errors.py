@@ -13,6 +13,8 @@ Hierarchy::
     │   ├── AGIUsageError       "520 Invalid command syntax" (+ usage text)
     │   └── AGIDeadChannel      (also an AGIHangup)
     └── AGICommandFailed        "200 result=-1" (or another documented failure result)
+
+and, apart, DBUnavailable: the database could not answer in time (handlers degrade on it).
 """
 
 from __future__ import annotations
@@ -77,3 +79,7 @@ class AGICommandFailed(AGIError):
     def __init__(self, message: str, reply: AGIReply) -> None:
         super().__init__(message)
         self.reply = reply
+
+
+class DBUnavailable(Exception):
+    """The database could not answer within the time given (down, slow, frozen, pool exhausted)."""

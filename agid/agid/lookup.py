@@ -19,8 +19,9 @@ import csv
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from agid.db import Database, DBUnavailable
@@ -150,15 +151,21 @@ class ReverseLookup:
         self.csv = CSVDirectory(csv_files, country)
         self._late: set[asyncio.Task[object]] = set()
 
-    def _source(self, name: str, raw: str, normalized: str, timeout: float) -> Awaitable[str | None]:
+    def _source(self, name: str, raw: str, normalized: str) -> asyncio.Future[str | None]:
+        """The answer of one source as a future: a batched database read, or the CSV files."""
         if name == "csv":
-            return self.csv.find(normalized)
+            task = asyncio.get_running_loop().create_task(self.csv.find(normalized))
+            self._late.add(task)
+            task.add_done_callback(self._late.discard)
+            return task
         if self.db is None:
-            return _unavailable()
+            future: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+            future.set_exception(DBUnavailable("no database configured"))
+            return future
         if name == "users":
-            candidates = sorted({raw, normalized, "+" + normalized} - {"", "+"})
-            return self.db.run(read.internal_name, candidates, timeout=timeout)
-        return self.db.run(read.phonebook_name, normalized, timeout=timeout)
+            forms = tuple(sorted({raw, normalized, "+" + normalized} - {"", "+"}))
+            return self.db.load(read.internal_names, forms, timeout=self.budget)
+        return self.db.load(read.phonebook_names, normalized, timeout=self.budget)
 
     async def lookup(self, raw: str, budget: float | None = None) -> LookupResult:
         budget = self.budget if budget is None else budget
@@ -168,29 +175,23 @@ class ReverseLookup:
         cached = self.cache.get(normalized)
         if cached is not None:
             return LookupResult(cached.number, cached.name, cached.source, True, cached=True)
+        if budget <= 0:
+            return LookupResult(normalized, None, None, False)  # no time left to ask anybody
         loop = asyncio.get_running_loop()
         deadline = loop.time() + budget
-        tasks = {name: loop.create_task(self._ask(name, raw, normalized, budget)) for name in self.sources}
-        try:
-            pending = set(tasks.values())
-            while pending:
-                if self._decided(tasks) is not None:
-                    break
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    break
-                _, pending = await asyncio.wait(
-                    pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED
-                )
-        finally:
-            # Sources still running are not cancelled: a query cancelled in flight costs its connection
-            # (closed, then replaced); each one ends by itself within its own timeout (the budget).
-            for task in tasks.values():
-                if not task.done():
-                    self._late.add(task)
-                    task.add_done_callback(self._late.discard)
-        found = self._decided(tasks, final=True)
-        complete = all(t.done() and not t.cancelled() and t.result() is not _FAILED for t in tasks.values())
+        # Sources still running at the deadline are not cancelled: each ends by itself within the configured
+        # budget (a query cancelled in flight would cost its connection). ``budget`` bounds this wait only.
+        answers = {name: self._source(name, raw, normalized) for name in self._active_sources}
+        for name, answer in answers.items():
+            answer.add_done_callback(partial(_log_failure, name))
+        pending = set(answers.values())
+        while pending and self._decided(answers) is None:
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                break
+            _, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)
+        found = self._decided(answers, final=True)
+        complete = all(_answered(answer) for answer in answers.values())
         if found is not None:
             result = LookupResult(normalized, found[1], found[0], complete)
         else:
@@ -199,28 +200,24 @@ class ReverseLookup:
             self.cache.put(normalized, result)
         return result
 
-    async def _ask(self, name: str, raw: str, normalized: str, timeout: float) -> object:
-        try:
-            return await self._source(name, raw, normalized, timeout)
-        except DBUnavailable as exc:
-            log.info("reverse lookup source %s unavailable: %s", name, exc)
-            return _FAILED
-        except Exception:
-            log.exception("reverse lookup source %s failed", name)
-            return _FAILED
+    @property
+    def _active_sources(self) -> tuple[str, ...]:
+        """The configured sources, without ``csv`` when it has no file (it would only answer "no")."""
+        return self.sources if self.csv.paths else tuple(s for s in self.sources if s != "csv")
 
     @staticmethod
-    def _decided(tasks: dict[str, asyncio.Task[object]], final: bool = False) -> tuple[str, str] | None:
+    def _decided(
+        answers: dict[str, asyncio.Future[str | None]], final: bool = False
+    ) -> tuple[str, str] | None:
         """(source, name) of the first source in priority order that found a name, once all sources
         before it have answered (``final``: skipping those that did not); None if undecided or unknown."""
-        for name, task in tasks.items():
-            if not task.done() or task.cancelled():
+        for name, answer in answers.items():
+            if not answer.done():
                 if final:
                     continue
                 return None
-            value = task.result()
-            if isinstance(value, str) and value:
-                return name, value
+            if _answered(answer) and answer.result():
+                return name, answer.result()  # type: ignore[return-value]
         return None
 
     async def close(self) -> None:
@@ -229,8 +226,16 @@ class ReverseLookup:
         await self.csv.close()
 
 
-_FAILED = object()
+def _answered(answer: asyncio.Future[str | None]) -> bool:
+    """True when the source answered (a name or "no"), False while it runs or when it failed."""
+    return answer.done() and not answer.cancelled() and answer.exception() is None
 
 
-async def _unavailable() -> object:
-    raise DBUnavailable("no database configured")
+def _log_failure(source: str, answer: asyncio.Future[str | None]) -> None:
+    if answer.cancelled():
+        return
+    exc = answer.exception()  # retrieved here, awaited or not
+    if isinstance(exc, DBUnavailable):
+        log.info("reverse lookup source %s unavailable: %s", source, exc)
+    elif exc is not None:
+        log.error("reverse lookup source %s failed", source, exc_info=exc)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import signal
 import sys
@@ -161,8 +162,17 @@ async def run(config: Config) -> int:
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(signum)
         await server.stop()
+        log_counters(server)
         await close_context(context)
     return 0
+
+
+def log_counters(server: AGIServer) -> None:
+    """What happened since start, for the journal: sessions, database calls and batches."""
+    log.info("sessions: %s", dataclasses.asdict(server.stats))
+    db = server.context.db
+    if db is not None:
+        log.info("database calls: %s; batches: %s", db.stats, db.batch_stats)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -310,10 +310,12 @@ def format_command(command: str, *args: str | int) -> bytes:
     return data + b"\n"
 
 
-# MSet (Asterisk's app of that name) takes "name1=value1,name2=value2" and unescapes it twice its own way
-# (quotes, backslashes, and commas inside () or []): only plain names and values it takes literally go in.
-_MSET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}\Z")
-_MSET_VALUE = re.compile(r"[A-Za-z0-9_@/&.+*#:;-]*\Z")
+# MSet (Asterisk's app of that name) takes "name1=value1,name2=value2" and unescapes it its own way (quotes,
+# backslashes, and commas inside () or []), then sets each pair as Set() does (a name ending in ")" is a
+# function: CALLERID(name), GROUP(x)). Only names and values it takes literally go in: a value may hold
+# spaces, "=" and non-ASCII text, never '"', "\\", ",", (), [], "$", {} nor a control character.
+_MSET_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,79}(?:\([A-Za-z0-9_@]{1,80}\))?\Z")
+_MSET_VALUE = re.compile(r'[^"\\,()\[\]${}\x00-\x1f\x7f]*\Z')
 MSET_MAX_PAIRS = 98  # MSet parses 99; the 99th would get the rest of the line unseparated
 
 
@@ -330,12 +332,16 @@ def mset_batches(items: list[tuple[str, str]]) -> tuple[list[list[tuple[str, str
     single: list[tuple[str, str]] = []
     batch: list[tuple[str, str]] = []
     size = 0
-    room = MAX_COMMAND_BYTES - len("EXEC MSet ")
+    room = MAX_COMMAND_BYTES - len('EXEC MSet ""')  # quoted when a value holds a space
     for name, value in items:
         if not (_MSET_NAME.match(name) and _MSET_VALUE.match(value)):
             single.append((name, value))
             continue
-        length = len(name) + 1 + len(value)
+        try:
+            length = len(name) + 1 + len(value.encode(ENCODING, ERRORS))
+        except UnicodeEncodeError:  # refused by SET VARIABLE, loudly
+            single.append((name, value))
+            continue
         if batch and (len(batch) == MSET_MAX_PAIRS or size + 1 + length > room):
             batches.append(batch)
             batch, size = [], 0

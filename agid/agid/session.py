@@ -84,6 +84,11 @@ class AGISession:
         """True once Asterisk sent ``HANGUP`` (the caller is gone; the dialplan runs its h extension)."""
         return self._connection.hungup
 
+    def remaining(self, budget: float) -> float:
+        """Seconds left of ``budget`` counted from the accept of the connection (a caller waits for agid
+        from then on, whatever agid had to do first); negative when it is spent."""
+        return budget - (asyncio.get_running_loop().time() - self._connection.accepted_at)
+
     @property
     def connection_error(self) -> AGIError | None:
         """Why the connection is unusable (lost, closed, protocol error), or None."""

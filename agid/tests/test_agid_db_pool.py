@@ -87,23 +87,96 @@ def test_failures_amid_answers_are_overload_not_outage(pbx_db: PbxDatabase) -> N
 
 def test_failures_nobody_is_answered_meanwhile_are_an_outage(pbx_db: PbxDatabase) -> None:
     async def scenario() -> None:
-        db = database(pbx_db, statement_timeout=5.0, retry_interval=30.0)
+        db = database(pbx_db, statement_timeout=5.0, retry_interval=0.3)
         await db.open()
         try:
             await db.run(backend_pid, timeout=5.0)
             for _ in range(3):  # FAILURES; the first holds the only connection, as a frozen server would
                 with pytest.raises(DBUnavailable):
-                    await db.run(sleep_then_pid, 3.0, timeout=0.1)
+                    await db.run(sleep_then_pid, 1.5, timeout=0.1)
             assert db.down and db.stats["unavailable"] == 3
-            probe = asyncio.ensure_future(db.run(backend_pid, timeout=0.3))
-            await asyncio.sleep(0)
             started = time.monotonic()
             with pytest.raises(DBUnavailable, match="marked down"):
-                await db.run(backend_pid, timeout=5.0)  # at once: one probe at a time
+                await db.run(backend_pid, timeout=5.0)  # at once
             assert time.monotonic() - started < 0.05
-            with pytest.raises(DBUnavailable):
-                await probe
+            await asyncio.sleep(0.3)  # retry_interval: one call may try
+            probe = asyncio.ensure_future(db.run(backend_pid, timeout=0.2))
+            await asyncio.sleep(0)
+            with pytest.raises(DBUnavailable, match="marked down"):
+                await db.run(backend_pid, timeout=5.0)  # one at a time
+            with pytest.raises(DBUnavailable, match="no database connection"):
+                await probe  # the connection is still held
             assert db.down
+            await asyncio.sleep(1.5)  # the held query ends: the database answered
+            assert await db.run(backend_pid, timeout=2.0) > 0
+            assert not db.down
+        finally:
+            await db.close()
+
+    asyncio.run(scenario())
+
+
+async def squares(conn: Any, keys: Any) -> dict[int, int]:
+    """A batch query: {k: k*k} for the keys above 0 (0 has no value)."""
+    cur = await conn.execute("SELECT k, k * k FROM unnest(%s::int[]) AS k WHERE k > 0", (list(keys),))
+    return dict(await cur.fetchall())
+
+
+async def slow_squares(conn: Any, keys: Any) -> dict[int, int]:
+    await conn.execute("SELECT pg_sleep(0.5)")
+    return await squares(conn, keys)
+
+
+def test_loads_of_one_turn_share_one_query(pbx_db: PbxDatabase) -> None:
+    async def scenario() -> None:
+        db = database(pbx_db, statement_timeout=2.0)
+        await db.open()
+        try:
+            keys = [*range(0, 40), 7, 7]  # a key asked twice is queried once; 0 has no value
+            values = await asyncio.gather(*(db.load(squares, key, timeout=2.0) for key in keys))
+            assert values == [None, *(k * k for k in keys[1:])]
+            assert db.batch_stats == {"batches": 1, "keys": 40, "failed": 0}
+            # later turns make later batches
+            assert await db.load(squares, 3, timeout=2.0) == 9
+            assert db.batch_stats["batches"] == 2
+        finally:
+            await db.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_batch_fails_for_each_waiter_and_a_cancelled_waiter_alone(pbx_db: PbxDatabase) -> None:
+    async def scenario() -> None:
+        db = database(pbx_db, statement_timeout=2.0)
+        await db.open()
+        try:
+            waits = [db.load(slow_squares, key, timeout=0.1) for key in (1, 2, 2)]
+            results = await asyncio.gather(*waits, return_exceptions=True)
+            assert all(isinstance(r, DBUnavailable) for r in results), results
+            await asyncio.sleep(0.6)  # the abandoned query ends and gives its connection back
+            # a waiter cancelled at its deadline leaves the others of its batch their answer
+            first, second = db.load(slow_squares, 5, timeout=2.0), db.load(slow_squares, 5, timeout=2.0)
+            first.cancel()
+            assert await second == 25
+            assert first.cancelled()
+        finally:
+            await db.close()
+
+    asyncio.run(scenario())
+
+
+def test_queries_run_in_the_database_thread(pbx_db: PbxDatabase) -> None:
+    """A session loop blocked for longer than the timeout does not make an answered query late."""
+
+    async def scenario() -> None:
+        db = database(pbx_db, statement_timeout=2.0)
+        await db.open()
+        try:
+            await db.run(backend_pid, timeout=2.0)
+            pending = asyncio.ensure_future(db.run(backend_pid, timeout=0.2))
+            await asyncio.sleep(0)  # sent
+            time.sleep(0.5)  # the caller's loop is busy past the timeout; the answer came meanwhile
+            assert await pending > 0
         finally:
             await db.close()
 

@@ -47,15 +47,17 @@ def test_incoming_user_dials_every_line(pbx_db: PbxDatabase, data: Data, agid: A
     assert out["GROUP(agid_user)"] == f"u{data.alice}"
 
 
-def test_incoming_user_decides_in_three_round_trips(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
-    """Each AGI command is a round trip through Asterisk's channel thread: the decision is batched."""
-    transcript = call(agid(pbx_db), env_for("incoming_user", str(data.alice)))
-    assert [c.split(b" ")[:2] for c in transcript.commands] == [
-        [b"GET", b"FULL"],  # GROUP_COUNT
-        [b"SET", b"VARIABLE"],  # GROUP(agid_user)
-        [b"EXEC", b"MSet"],  # the decision and AGID_STATUS
-    ]
+def test_incoming_user_decides_in_one_round_trip(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
+    """Each AGI command is a round trip through Asterisk's channel thread: the dialplan library passes the
+    user's calls in progress, and the decision, the call's group and AGID_STATUS go in one MSet."""
+    server = agid(pbx_db)
+    transcript = call(server, env_for("incoming_user", str(data.alice), "0"))
+    assert [c.split(b" ")[:2] for c in transcript.commands] == [[b"EXEC", b"MSet"]]
     assert transcript.variables()["AGID_STATUS"] == "OK"
+    assert transcript.variables()["GROUP(agid_user)"] == f"u{data.alice}"
+    # without the count (another dialplan), agid asks for it
+    transcript = call(server, env_for("incoming_user", str(data.alice)))
+    assert [c.split(b" ")[:2] for c in transcript.commands] == [[b"GET", b"FULL"], [b"EXEC", b"MSet"]]
 
 
 def test_incoming_user_shared_line(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
@@ -94,15 +96,18 @@ def test_incoming_user_unconditional_forward(pbx_db: PbxDatabase, data: Data, ag
 
 def test_incoming_user_simultaneous_calls(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
     server = agid(pbx_db)
-    group = f"${{GROUP_COUNT(u{data.erin}@agid_user)}}"
-    free = run(server, "incoming_user", str(data.erin), values={group: "0"})
+    free = run(server, "incoming_user", str(data.erin), "0")
     assert free["AGID_ACTION"] == "DIAL"
     assert free["AGID_RINGTIME"] == "12"
     assert free["AGID_FWD_NOANSWER"] == "1001"
-    busy = run(server, "incoming_user", str(data.erin), values={group: "1"})
+    busy = run(server, "incoming_user", str(data.erin), "1")
     assert busy["AGID_ACTION"] == "VOICEMAIL"
     assert "AGID_DIAL" not in busy
     assert "simultaneous_calls 1" in busy["AGID_CAUSE"]
+    # the count asked from Asterisk when the dialplan does not give it
+    group = f"${{GROUP_COUNT(u{data.erin}@agid_user)}}"
+    assert run(server, "incoming_user", str(data.erin), values={group: "1"})["AGID_ACTION"] == "VOICEMAIL"
+    assert run(server, "incoming_user", str(data.erin), values={group: "0"})["AGID_ACTION"] == "DIAL"
 
 
 def test_incoming_user_without_line_or_unknown(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:

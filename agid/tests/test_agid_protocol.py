@@ -369,17 +369,19 @@ def test_mset_oracle_follows_asterisk_quirks() -> None:
 
 
 def test_mset_batches_keep_apart_what_mset_would_change() -> None:
-    items = [("AGID_ACTION", "DIAL"), ("AGID_CAUSE", "do not disturb"), ("CALLERID(name)", "Bob"),
+    items = [("AGID_ACTION", "DIAL"), ("AGID_CAUSE", "do not disturb"), ("CALLERID(name)", "Éloïse d'Arc"),
              ("AGID_DIAL", "PJSIP/a&PJSIP/b/sip:b@192.0.2.1:5060;ob"), ("AGID_NAME", 'Ann "A", (x)'),
-             ("AGID_EMPTY", "")]  # fmt: skip
+             ("AGID_EMPTY", ""), ("CALLERID(name,x)", "1"), ("AGID_X", "${EVIL}"), ("AGID_Y", "a\\b"),
+             ("AGID_TAB", "a\tb"), ("GROUP(agid_user)", "u12")]  # fmt: skip
     batches, single = mset_batches(items)
     assert [mset_pairs(b) for b in batches] == [
-        "AGID_ACTION=DIAL,AGID_DIAL=PJSIP/a&PJSIP/b/sip:b@192.0.2.1:5060;ob,AGID_EMPTY="
+        "AGID_ACTION=DIAL,AGID_CAUSE=do not disturb,CALLERID(name)=Éloïse d'Arc,"
+        "AGID_DIAL=PJSIP/a&PJSIP/b/sip:b@192.0.2.1:5060;ob,AGID_EMPTY=,GROUP(agid_user)=u12"
     ]
-    assert single == [items[1], items[2], items[4]]
+    assert single == [items[4], *items[6:10]]
 
 
-mset_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}", fullmatch=True)
+mset_names = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,20}(\([A-Za-z0-9_@]{1,10}\))?", fullmatch=True)
 mset_values = st.one_of(st.text(max_size=60), st.from_regex(r"[A-Za-z0-9@/&.;:-]{0,300}", fullmatch=True))
 
 

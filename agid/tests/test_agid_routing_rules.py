@@ -84,19 +84,25 @@ def test_ttl_cache_expires_and_is_bounded() -> None:
 
 
 class FakeDB:
-    """Database.run's shape; answers per query name after a delay, or raises."""
+    """Database.load's shape; answers any key per query name after a delay, or raises."""
 
     def __init__(self, answers: dict[str, tuple[float, object]]) -> None:
         self.answers = answers
 
-    async def run(self, query: object, *args: object, timeout: float) -> object:
+    def load(self, query: object, key: object, *, timeout: float) -> asyncio.Future[object]:
         delay, value = self.answers[getattr(query, "__name__", "")]
-        await asyncio.sleep(min(delay, timeout))
-        if delay > timeout:
-            raise DBUnavailable("too slow")
-        if isinstance(value, Exception):
-            raise value
-        return value
+        future = asyncio.get_running_loop().create_future()
+
+        def answer() -> None:
+            if delay > timeout:
+                future.set_exception(DBUnavailable("too slow"))
+            elif isinstance(value, Exception):
+                future.set_exception(value)
+            else:
+                future.set_result(value)
+
+        asyncio.get_running_loop().call_later(min(delay, timeout), answer)
+        return future
 
 
 def _lookup(answers: dict[str, tuple[float, object]], budget: float = 0.2) -> ReverseLookup:
@@ -106,14 +112,14 @@ def _lookup(answers: dict[str, tuple[float, object]], budget: float = 0.2) -> Re
 def test_lookup_priority_and_budget() -> None:
     async def scenario() -> None:
         # the phonebook answers first, but users (higher priority) is waited for
-        both = _lookup({"internal_name": (0.05, "Internal"), "phonebook_name": (0.0, "Book")})
+        both = _lookup({"internal_names": (0.05, "Internal"), "phonebook_names": (0.0, "Book")})
         assert (await both.lookup("0123456789")).source == "users"
         # users does not know the number: the phonebook's name
-        book = _lookup({"internal_name": (0.01, None), "phonebook_name": (0.02, "Book")})
+        book = _lookup({"internal_names": (0.01, None), "phonebook_names": (0.02, "Book")})
         result = await book.lookup("0123456789")
         assert (result.name, result.source, result.complete) == ("Book", "phonebook", True)
         # users too slow: the lookup ends within the budget with the phonebook's answer
-        slow = _lookup({"internal_name": (5.0, "Late"), "phonebook_name": (0.0, "Book")}, budget=0.1)
+        slow = _lookup({"internal_names": (5.0, "Late"), "phonebook_names": (0.0, "Book")}, budget=0.1)
         loop = asyncio.get_running_loop()
         started = loop.time()
         result = await slow.lookup("0123456789")
@@ -121,7 +127,7 @@ def test_lookup_priority_and_budget() -> None:
         assert (result.name, result.complete) == ("Book", False)
         # everything fails: no name, incomplete, not cached
         down = _lookup(
-            {"internal_name": (0.0, DBUnavailable("down")), "phonebook_name": (0.0, RuntimeError())}
+            {"internal_names": (0.0, DBUnavailable("down")), "phonebook_names": (0.0, RuntimeError())}
         )
         result = await down.lookup("0123456789")
         assert (result.name, result.complete, len(down.cache)) == (None, False, 0)

@@ -71,11 +71,12 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _env(script: str, arg: str, index: int) -> bytes:
+def _env(script: str, arg: str, index: int, *more: str) -> bytes:
+    args = "".join(f"agi_arg_{n}: {value}\n" for n, value in enumerate((arg, *more), 1))
     return (
         f"agi_network: yes\nagi_network_script: {script}\nagi_request: agi://127.0.0.1/{script}\n"
         f"agi_channel: PJSIP/bench-{index:08x}\nagi_uniqueid: 1700000000.{index}\nagi_callerid: {arg}\n"
-        f"agi_calleridname: \nagi_context: internal\nagi_extension: s\nagi_priority: 1\nagi_arg_1: {arg}\n\n"
+        f"agi_calleridname: \nagi_context: internal\nagi_extension: s\nagi_priority: 1\n{args}\n"
     ).encode()
 
 
@@ -98,7 +99,10 @@ async def _session(port: int, env: bytes, decision: str | None, load: Load) -> N
                 variables[name] = value
                 writer.write(b"200 result=1\n")
             elif line.startswith(b"EXEC MSet "):  # agid batches only values MSet takes literally
-                for pair in line[10:].rstrip(b"\n").split(b","):
+                pairs = line[10:].rstrip(b"\n")
+                if pairs.startswith(b'"'):  # quoted for its spaces; none of its values holds '"' or '\\'
+                    pairs = pairs[1:-1]
+                for pair in pairs.split(b","):
                     name, _, value = pair.partition(b"=")
                     variables[name] = value
                 writer.write(b"200 result=0\n")
@@ -132,9 +136,9 @@ async def _drive(port: int, seconds: float, bare: bool, user_ids: list[int]) -> 
             if bare:
                 await _session(port, _env("bare", "1", counter), None, load)
             elif counter % 2:
-                await _session(
-                    port, _env("incoming_user", str(rng.choice(user_ids)), counter), "AGID_ACTION", load
-                )
+                # as the dialplan library calls it: the user id and the user's calls in progress
+                env = _env("incoming_user", str(rng.choice(user_ids)), counter, "0")
+                await _session(port, env, "AGID_ACTION", load)
             else:
                 # mostly numbers of the phonebook (misses of the cache: 1M numbers), some unknown
                 number = f"01{rng.randrange(PHONEBOOK * 5 // 4):08d}"
@@ -197,8 +201,11 @@ def _prepare(env: Env) -> tuple[Any, list[int]]:
                 "SELECT id, 'office', '01' || lpad(id::text, 8, '0'), '331' || lpad(id::text, 8, '0') "
                 "FROM phonebook_entries"
             )
-        conn.execute("ANALYZE phonebook_entries")
-        conn.execute("ANALYZE phonebook_numbers")
+    # As after a bulk import: vacuumed, analysed and checkpointed, so that autovacuum and the checkpointer
+    # do not work through the million new rows while the load is measured.
+    with psycopg.connect(db.superuser_dsn, autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE) phonebook_entries, phonebook_numbers, users, lines, extensions")
+        conn.execute("CHECKPOINT")
     return db, user_ids
 
 

@@ -1,13 +1,15 @@
-"""``incoming_user``: how to ring a user. ``AGI(agi://127.0.0.1:4573/incoming_user,USER_ID)`` or
-``incoming_user?exten=1001&context=internal``.
+"""``incoming_user``: how to ring a user. ``AGI(agi://127.0.0.1:4573/incoming_user,USER_ID[,CALLS])`` or
+``incoming_user?exten=1001&context=internal[&calls=N]``. CALLS is the user's calls in progress,
+``${GROUP_COUNT(u<USER_ID>@agid_user)}`` as the dialplan library passes it; without it agid asks Asterisk
+(one more round trip).
 
 Decision (``AGID_ACTION``), in this order:
 
 1. user unknown -> ``UNAVAILABLE``; disabled -> ``VOICEMAIL`` if the user has an enabled box, else
    ``UNAVAILABLE``;
 2. unconditional forward -> ``FORWARD`` to ``AGID_FWD_NUMBER``;
-3. do-not-disturb, or already ``simultaneous_calls`` calls for the user (``GROUP_COUNT(u<ID>@agid_user)``)
-   -> the busy treatment: busy forward (``FORWARD``), else ``VOICEMAIL``, else ``BUSY``;
+3. do-not-disturb, or already ``simultaneous_calls`` calls for the user (CALLS) -> the busy treatment:
+   busy forward (``FORWARD``), else ``VOICEMAIL``, else ``BUSY``;
 4. no enabled line -> the no-answer treatment: no-answer forward, else ``VOICEMAIL``, else ``UNAVAILABLE``;
 5. else ``DIAL``: ``AGID_DIAL`` = every enabled line of the user, joined with ``&`` (a line shared with
    other users rings for each of them; a user with several lines rings on all). A line that allows one
@@ -16,7 +18,7 @@ Decision (``AGID_ACTION``), in this order:
    nothing is registered, so that Dial reports the line unavailable;
    ``AGID_RINGTIME`` seconds; then ``AGID_FWD_BUSY`` / ``AGID_FWD_NOANSWER`` / ``AGID_VOICEMAIL`` tell the
    dialplan where to go on DIALSTATUS BUSY / NOANSWER. The caller's channel joins group
-   ``u<ID>@agid_user`` so that the next call counts it.
+   ``u<ID>@agid_user`` (``GROUP(agid_user)``, set with the decision) so that the next call counts it.
 
 Database down or slow: ``AGID_ACTION=DEFAULT``, ``AGID_DEGRADED=1``: the dialplan rings its static default.
 """
@@ -24,7 +26,7 @@ Database down or slow: ``AGID_ACTION=DEFAULT``, ``AGID_DEGRADED=1``: the dialpla
 from __future__ import annotations
 
 from agid.db import DBUnavailable
-from agid.handlers._support import BadInput, argument, channel_value, db_call, finish
+from agid.handlers._support import BadInput, argument, channel_value, db_call, db_load, finish
 from agid.session import AGISession
 from confdb.read import agid as read
 
@@ -73,7 +75,7 @@ async def handle(session: AGISession) -> None:
     out: dict[str, str | int | None] = dict.fromkeys(OUTPUTS)
     try:
         if user_ref:
-            user = await db_call(session, read.user_by_id, int(user_ref))
+            user = await db_load(session, read.users_by_id, int(user_ref))
         else:
             user = await db_call(session, read.user_by_extension, exten, context)
     except DBUnavailable as exc:
@@ -101,9 +103,10 @@ async def handle(session: AGISession) -> None:
     elif not lines:
         (action, number), cause = _unanswered(user), "no enabled line"
     else:
-        group = f"u{user.id}@{GROUP_CATEGORY}"
-        count = await channel_value(session, f"${{GROUP_COUNT({group})}}")
-        if count is not None and count.isdigit() and int(count) >= user.simultaneous_calls:
+        count = argument(session, 1, "calls")
+        if not count.isdigit():  # not given by the dialplan: ask Asterisk
+            count = await channel_value(session, f"${{GROUP_COUNT(u{user.id}@{GROUP_CATEGORY})}}") or ""
+        if count.isdigit() and int(count) >= user.simultaneous_calls:
             (action, number) = _busy(user)
             cause = f"{count} calls in progress (simultaneous_calls {user.simultaneous_calls})"
         else:
@@ -111,7 +114,7 @@ async def handle(session: AGISession) -> None:
             out["AGID_DIAL"] = "&".join([await _dial_target(session, line) for line in lines])
             out["AGID_FWD_BUSY"] = user.fwd_busy or ""
             out["AGID_FWD_NOANSWER"] = user.fwd_noanswer or ""
-            await session.set_variable(f"GROUP({GROUP_CATEGORY})", f"u{user.id}")
+            out[f"GROUP({GROUP_CATEGORY})"] = f"u{user.id}"  # counted by the next call
     out["AGID_ACTION"] = action
     out["AGID_FWD_NUMBER"] = number
     finish(session, out, cause)

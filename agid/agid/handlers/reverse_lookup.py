@@ -2,11 +2,11 @@
 ``AGI(agi://127.0.0.1:4573/reverse_lookup[,NUMBER])``; NUMBER defaults to the channel's caller ID number.
 
 The number is normalised (``confdb.numbers.normalize`` with the configured ``country``, as the phonebook
-was written), then internal users, the phonebook table and the CSV files are asked at once within
-``lookup_budget`` (see :mod:`agid.lookup`). When a name is found, ``CALLERID(name)`` is set to it (unless
-``?set_callerid=no``). Outputs: ``AGID_LOOKUP_NAME``, ``AGID_LOOKUP_SOURCE`` (users / phonebook / csv /
-empty), ``AGID_LOOKUP_NUMBER`` (normalised); ``AGID_DEGRADED=1`` when nothing was found and a source
-did not answer in time.
+was written), then internal users, the phonebook table and the CSV files are asked at once within what is
+left of ``lookup_budget`` since the call reached agid (see :mod:`agid.lookup`). When a name is found,
+``CALLERID(name)`` is set to it with the decision (unless ``?set_callerid=no``). Outputs:
+``AGID_LOOKUP_NAME``, ``AGID_LOOKUP_SOURCE`` (users / phonebook / csv / empty), ``AGID_LOOKUP_NUMBER``
+(normalised); ``AGID_DEGRADED=1`` when nothing was found and a source did not answer in time.
 """
 
 from __future__ import annotations
@@ -28,13 +28,13 @@ async def handle(session: AGISession) -> None:
     if (raw or "").strip().lower() in UNKNOWN or lookup is None:
         finish(session, out, "no caller number" if lookup is not None else "no lookup service")
         return
-    result = await lookup.lookup(raw)
+    result = await lookup.lookup(raw, budget=max(0.0, session.remaining(lookup.budget)))
     out["AGID_LOOKUP_NUMBER"] = result.number
     if result.name:
         out["AGID_LOOKUP_NAME"] = result.name
         out["AGID_LOOKUP_SOURCE"] = result.source
         if session.query.get("set_callerid", "yes").lower() not in ("no", "0", "false"):
-            await session.set_variable("CALLERID(name)", result.name)
+            out["CALLERID(name)"] = result.name  # set with the decision
         finish(session, out)
     elif result.complete:
         finish(session, out, "not found")

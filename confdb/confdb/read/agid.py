@@ -149,10 +149,10 @@ def _user(row: Sequence[Any]) -> UserRouting:
     )
 
 
-async def user_by_id(conn: AsyncConnection[Any], user_id: int) -> UserRouting | None:
-    cur = await conn.execute(_USER + "WHERE u.id = %s", (user_id,))
-    row = await cur.fetchone()
-    return None if row is None else _user(row)
+async def users_by_id(conn: AsyncConnection[Any], user_ids: Sequence[int]) -> dict[int, UserRouting]:
+    """The users among ``user_ids`` that exist, by id (a batch: agid gathers concurrent sessions)."""
+    cur = await conn.execute(_USER + "WHERE u.id = ANY(%s)", (list(user_ids),))
+    return {user.id: user for user in map(_user, await cur.fetchall())}
 
 
 async def user_by_extension(conn: AsyncConnection[Any], exten: str, context: str) -> UserRouting | None:
@@ -172,33 +172,46 @@ async def user_caller_id(conn: AsyncConnection[Any], user_id: int) -> tuple[str,
     return None if row is None else (row[0], row[1])
 
 
-async def internal_name(conn: AsyncConnection[Any], numbers: Sequence[str]) -> str | None:
-    """The caller-ID name of the enabled user whose caller-ID number or extension is one of ``numbers``."""
+async def internal_names(
+    conn: AsyncConnection[Any], candidates: Sequence[tuple[str, ...]]
+) -> dict[tuple[str, ...], str]:
+    """For each tuple of ``candidates`` (the forms of one caller number), the caller-ID name of the enabled
+    user whose caller-ID number, else extension, is one of them (the lowest user id first); a batch."""
+    numbers = sorted({number for forms in candidates for number in forms})
     cur = await conn.execute(
-        "SELECT callerid_name FROM ("
-        "  SELECT u.callerid_name, 0 AS rank, u.id FROM users u "
-        "   WHERE u.enabled AND u.callerid_num = ANY(%s) "
-        "  UNION ALL "
-        "  SELECT u.callerid_name, 1, u.id FROM extensions e JOIN users u ON u.id = e.user_id "
-        "   WHERE e.type = 'user' AND u.enabled AND e.exten = ANY(%s)"
-        ") found ORDER BY rank, id LIMIT 1",
-        (list(numbers), list(numbers)),
+        "SELECT u.callerid_num, 0, u.id, u.callerid_name FROM users u "
+        " WHERE u.enabled AND u.callerid_num = ANY(%s) "
+        "UNION ALL "
+        "SELECT e.exten, 1, u.id, u.callerid_name FROM extensions e JOIN users u ON u.id = e.user_id "
+        " WHERE e.type = 'user' AND u.enabled AND e.exten = ANY(%s)",
+        (numbers, numbers),
     )
-    row = await cur.fetchone()
-    return None if row is None else row[0]
+    best: dict[str, tuple[int, int, str]] = {}  # number -> (rank, user id, name), the best per number
+    for number, rank, user_id, name in await cur.fetchall():
+        if number not in best or (rank, user_id) < best[number][:2]:
+            best[number] = (rank, user_id, name)
+    found: dict[tuple[str, ...], str] = {}
+    for forms in candidates:
+        matches = [best[number] for number in forms if number in best]
+        if matches:
+            found[forms] = min(matches)[2]
+    return found
 
 
-async def phonebook_name(conn: AsyncConnection[Any], normalized: str) -> str | None:
-    """The display name of the first phonebook entry with a number normalised to ``normalized``."""
-    # OFFSET 0 keeps the planner on the index of `normalized`: with ORDER BY id LIMIT 1 over the whole
-    # join it may walk the primary key instead, reading most of a million rows for an unknown number.
+async def phonebook_names(conn: AsyncConnection[Any], numbers: Sequence[str]) -> dict[str, str]:
+    """For each normalised number of ``numbers`` in the phonebook, the display name of its first entry (by
+    number id); a batch."""
+    # One index lookup per number (LATERAL). A join over "normalized = ANY(...)" gets a hash join over the
+    # whole entries table when the planner guesses many rows per number. OFFSET 0 keeps each lookup on the
+    # index of `normalized`: with ORDER BY id LIMIT 1 the planner may walk the primary key instead.
     cur = await conn.execute(
-        "SELECT e.display_name FROM (SELECT id, entry_id FROM phonebook_numbers WHERE normalized = %s "
-        "OFFSET 0) n JOIN phonebook_entries e ON e.id = n.entry_id ORDER BY n.id LIMIT 1",
-        (normalized,),
+        "SELECT k.number, f.display_name FROM unnest(%s::text[]) AS k(number) CROSS JOIN LATERAL ("
+        "  SELECT e.display_name FROM (SELECT id, entry_id FROM phonebook_numbers "
+        "   WHERE normalized = k.number OFFSET 0) n JOIN phonebook_entries e ON e.id = n.entry_id "
+        "  ORDER BY n.id LIMIT 1) f",
+        (list(numbers),),
     )
-    row = await cur.fetchone()
-    return None if row is None else row[0]
+    return dict(await cur.fetchall())
 
 
 # --------------------------------------------------------------------------------------------- routing
