@@ -268,6 +268,13 @@ class Quoted(str):
     __slots__ = ()
 
 
+def check_arg(text: str) -> None:
+    """AGIArgumentError if ``text`` holds CR, LF or NUL (see :func:`quote_arg`)."""
+    for bad in _FORBIDDEN:
+        if bad in text:
+            raise AGIArgumentError(f"AGI argument contains {bad!r}: {text[:80]!r}")
+
+
 def quote_arg(value: str | int) -> str:
     """Quote one argument for Asterisk's ``parse_args`` so that it comes out as exactly ``value``.
 
@@ -279,9 +286,7 @@ def quote_arg(value: str | int) -> str:
     if isinstance(value, bool) or not isinstance(value, int | str):
         raise AGIArgumentError(f"AGI arguments are str or int, not {type(value).__name__}")
     text = str(value)
-    for bad in _FORBIDDEN:
-        if bad in text:
-            raise AGIArgumentError(f"AGI argument contains {bad!r}: {text[:80]!r}")
+    check_arg(text)
     if text and _SPECIAL.isdisjoint(text) and not isinstance(value, Quoted):
         return text
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'

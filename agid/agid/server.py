@@ -238,11 +238,8 @@ class AGIServer:
         self, session: AGISession, handler: Handler, name: str, work_deadline: float
     ) -> str | None:
         loop = asyncio.get_running_loop()
-
-        async def run() -> None:
-            await handler(session)
-
-        task = loop.create_task(run(), name=f"agid handler {name}")
+        # its own task, so that a handler ignoring cancellation can be left behind at the deadline
+        task = loop.create_task(handler(session), name=f"agid handler {name}")  # type: ignore[arg-type]
         try:
             done, _ = await asyncio.wait({task}, timeout=max(0.0, work_deadline - loop.time()))
             if not done:

@@ -12,6 +12,7 @@ dead channel (variables, VERBOSE, EXEC, DATABASE, NOOP) are still sent.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -26,7 +27,7 @@ from agid.errors import (
     AGIUnknownCommand,
     AGIUsageError,
 )
-from agid.protocol import AGIReply, Quoted, format_command, mset_batches, mset_pairs, quote_arg
+from agid.protocol import AGIReply, Quoted, check_arg, format_command, mset_batches, mset_pairs
 
 if TYPE_CHECKING:
     from agid.connection import AGIConnection
@@ -55,13 +56,16 @@ class AGISession:
         self.env = env
         #: Shared services of the daemon (configuration, later the database), see :mod:`agid.registry`.
         self.context = context
-        #: A logger that prefixes every message with the channel and the uniqueid.
-        self.log = ChannelLogger(logging.getLogger("agid.handler"), env)
         #: Number of commands sent.
         self.commands_sent = 0
         #: The decision of the handler (:meth:`decide`), set by the server together with ``AGID_STATUS``.
         self.decided: dict[str, str] = {}
         self._mset = True  # False once Asterisk said it has no MSet application
+
+    @functools.cached_property
+    def log(self) -> ChannelLogger:
+        """A logger that prefixes every message with the channel and the uniqueid."""
+        return ChannelLogger(logging.getLogger("agid.handler"), self.env)
 
     # -- environment shortcuts
 
@@ -74,7 +78,7 @@ class AGISession:
         """The AGI() arguments after the URL: ``agi_arg_1``, ``agi_arg_2``, ..."""
         return self.env.args
 
-    @property
+    @functools.cached_property
     def query(self) -> Mapping[str, str]:
         """The query string of the AGI URL: ``agi://127.0.0.1/name?a=1`` -> ``{"a": "1"}``."""
         return self.env.query
@@ -180,9 +184,10 @@ class AGISession:
         could not receive intact raises AGIArgumentError here, in the handler."""
         for name, value in variables.items():
             if value is not None:
-                quote_arg(name)
-                quote_arg(value)
-                self.decided[name] = str(value)
+                text = str(value)
+                check_arg(name)
+                check_arg(text)
+                self.decided[name] = text
 
     async def verbose(self, message: str, level: int = 1) -> None:
         """Log ``message`` on the Asterisk console at verbose ``level`` (1-4).

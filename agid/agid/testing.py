@@ -350,10 +350,13 @@ class FakeAsterisk:
         script: Sequence[Step] = (),
         answer: Callable[[bytes], bytes] = default_answer,
         max_commands: int = 1000,
+        env_delay: float = 0.0,
     ) -> Transcript:
+        """``env_delay``: seconds between the connect and the environment."""
         transcript = Transcript()
         peer = LineSocket(self.address, self.timeout)
         try:
+            time.sleep(env_delay)
             peer.send(env)
             for index in range(max_commands):
                 line = peer.readline()

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from agid.dbtesting import SUNDAY, Data, call, env_for, populate, servers
-from agid.testing import ServerThread
+from agid.testing import FakeAsterisk, ServerThread
 from confdb.testing import PbxDatabase
 
 
@@ -165,6 +165,27 @@ def test_reverse_lookup_cache(pbx_db: PbxDatabase, data: Data, agid: Any) -> Non
     out = run(server, "reverse_lookup", "+33 1 23 45 67 89")
     assert out["CALLERID(name)"] == "ACME Support"
     assert server.context.db.stats["ok"] == before  # served from the cache
+
+
+@pytest.mark.parametrize(
+    ("script", "decision"), [("reverse_lookup", "AGID_LOOKUP_NAME"), ("incoming_user", "AGID_ACTION")]
+)
+def test_budgets_count_from_the_accept(
+    pbx_db: PbxDatabase, data: Data, agid: Any, script: str, decision: str
+) -> None:
+    """A handler reached after its budget is spent (agid was behind, or the peer took its time) degrades at
+    once, without asking the database: the caller has waited since the connect."""
+    server = agid(pbx_db, lookup_budget=0.2, db_timeout=0.2)
+    arg = "0123456789" if script == "reverse_lookup" else str(data.alice)
+    assert run(server, script, arg)["AGID_DEGRADED"] == "0"
+    batches = server.context.db.batch_stats["batches"]
+    if script == "reverse_lookup":
+        arg = "0199999999"  # not in the lookup cache
+    late = FakeAsterisk(server.address, timeout=20.0).run(env_for(script, arg), env_delay=0.3)
+    out = late.variables()
+    assert (out["AGID_STATUS"], out["AGID_DEGRADED"]) == ("OK", "1")
+    assert decision in out and "no time left" in out["AGID_CAUSE"]
+    assert server.context.db.batch_stats["batches"] == batches
 
 
 # ------------------------------------------------------------------------------- incoming_did, schedules

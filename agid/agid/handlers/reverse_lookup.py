@@ -28,7 +28,8 @@ async def handle(session: AGISession) -> None:
     if (raw or "").strip().lower() in UNKNOWN or lookup is None:
         finish(session, out, "no caller number" if lookup is not None else "no lookup service")
         return
-    result = await lookup.lookup(raw, budget=max(0.0, session.remaining(lookup.budget)))
+    budget = max(0.0, session.remaining(lookup.budget))
+    result = await lookup.lookup(raw, budget=budget)
     out["AGID_LOOKUP_NUMBER"] = result.number
     if result.name:
         out["AGID_LOOKUP_NAME"] = result.name
@@ -38,5 +39,7 @@ async def handle(session: AGISession) -> None:
         finish(session, out)
     elif result.complete:
         finish(session, out, "not found")
+    elif budget <= 0:
+        finish(session, out, "no time left of lookup_budget since the call reached agid", degraded=True)
     else:
         finish(session, out, "not found; a source did not answer in time", degraded=True)
