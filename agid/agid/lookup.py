@@ -149,6 +149,8 @@ class ReverseLookup:
         self.budget = budget
         self.cache = TTLCache(cache_ttl, cache_size)
         self.csv = CSVDirectory(csv_files, country)
+        # the sources asked: without ``csv`` when it has no file (it would only answer "no")
+        self._asked = self.sources if self.csv.paths else tuple(s for s in self.sources if s != "csv")
         self._late: set[asyncio.Task[object]] = set()
 
     def _source(self, name: str, raw: str, normalized: str) -> asyncio.Future[str | None]:
@@ -181,7 +183,7 @@ class ReverseLookup:
         deadline = loop.time() + budget
         # Sources still running at the deadline are not cancelled: each ends by itself within the configured
         # budget (a query cancelled in flight would cost its connection). ``budget`` bounds this wait only.
-        answers = {name: self._source(name, raw, normalized) for name in self._active_sources}
+        answers = {name: self._source(name, raw, normalized) for name in self._asked}
         for name, answer in answers.items():
             answer.add_done_callback(partial(_log_failure, name))
         pending = set(answers.values())
@@ -200,11 +202,6 @@ class ReverseLookup:
             self.cache.put(normalized, result)
         return result
 
-    @property
-    def _active_sources(self) -> tuple[str, ...]:
-        """The configured sources, without ``csv`` when it has no file (it would only answer "no")."""
-        return self.sources if self.csv.paths else tuple(s for s in self.sources if s != "csv")
-
     @staticmethod
     def _decided(
         answers: dict[str, asyncio.Future[str | None]], final: bool = False
@@ -216,8 +213,9 @@ class ReverseLookup:
                 if final:
                     continue
                 return None
-            if _answered(answer) and answer.result():
-                return name, answer.result()  # type: ignore[return-value]
+            found = answer.result() if _answered(answer) else None
+            if found:
+                return name, found
         return None
 
     async def close(self) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -23,39 +25,40 @@ async def sleep_then_pid(conn: Any, seconds: float) -> int:
     return await backend_pid(conn)
 
 
-def database(pbx_db: PbxDatabase, **kw: Any) -> Database:
-    return Database(pbx_db.dsn("pbx_agid"), min_size=1, max_size=1, **kw)
+def database(pbx_db: PbxDatabase, size: int = 1, **kw: Any) -> Database:
+    return Database(pbx_db.dsn("pbx_agid"), min_size=size, max_size=size, **kw)
+
+
+@contextlib.asynccontextmanager
+async def opened(db: Database) -> AsyncIterator[Database]:
+    await db.open()
+    try:
+        yield db
+    finally:
+        await db.close()
 
 
 def test_an_abandoned_wait_keeps_its_connection(pbx_db: PbxDatabase) -> None:
     async def scenario() -> None:
-        db = database(pbx_db, statement_timeout=2.0)
-        await db.open()
-        try:
+        async with opened(database(pbx_db, statement_timeout=2.0)) as db:
             first = await db.run(backend_pid, timeout=5.0)
             with pytest.raises(DBUnavailable, match="no database answer"):
                 await db.run(sleep_then_pid, 0.5, timeout=0.1)
             # the query ends in the background and its connection goes back: the same backend serves
             assert await db.run(backend_pid, timeout=2.0) == first
             assert db.stats["abandoned"] == 1 and not db.down
-        finally:
-            await db.close()
 
     asyncio.run(scenario())
 
 
 def test_a_query_outliving_its_statement_timeout_is_cut(pbx_db: PbxDatabase) -> None:
     async def scenario() -> None:
-        db = database(pbx_db, statement_timeout=0.3)
-        await db.open()
-        try:
+        async with opened(database(pbx_db, statement_timeout=0.3)) as db:
             first = await db.run(backend_pid, timeout=5.0)
             with pytest.raises(DBUnavailable):
                 await db.run(sleep_then_pid, 5.0, timeout=0.1)
             # PostgreSQL cancels it at 0.3 s: the connection is clean and comes back
             assert await db.run(backend_pid, timeout=2.0) == first
-        finally:
-            await db.close()
 
     asyncio.run(scenario())
 
@@ -71,25 +74,19 @@ async def slow_call_while_another_is_answered(db: Database) -> None:
 
 def test_failures_amid_answers_are_overload_not_outage(pbx_db: PbxDatabase) -> None:
     async def scenario() -> None:
-        db = Database(pbx_db.dsn("pbx_agid"), min_size=2, max_size=2, statement_timeout=5.0)
-        await db.open()
-        try:
+        async with opened(database(pbx_db, size=2, statement_timeout=5.0)) as db:
             await db.run(backend_pid, timeout=5.0)
             for _ in range(5):  # more than FAILURES
                 await slow_call_while_another_is_answered(db)
             assert not db.down
             assert (db.stats["overload"], db.stats["unavailable"]) == (5, 0)
-        finally:
-            await db.close()
 
     asyncio.run(scenario())
 
 
 def test_failures_nobody_is_answered_meanwhile_are_an_outage(pbx_db: PbxDatabase) -> None:
     async def scenario() -> None:
-        db = database(pbx_db, statement_timeout=5.0, retry_interval=0.3)
-        await db.open()
-        try:
+        async with opened(database(pbx_db, statement_timeout=5.0, retry_interval=0.3)) as db:
             await db.run(backend_pid, timeout=5.0)
             for _ in range(3):  # FAILURES; the first holds the only connection, as a frozen server would
                 with pytest.raises(DBUnavailable):
@@ -110,8 +107,6 @@ def test_failures_nobody_is_answered_meanwhile_are_an_outage(pbx_db: PbxDatabase
             await asyncio.sleep(1.5)  # the held query ends: the database answered
             assert await db.run(backend_pid, timeout=2.0) > 0
             assert not db.down
-        finally:
-            await db.close()
 
     asyncio.run(scenario())
 
@@ -129,9 +124,7 @@ async def slow_squares(conn: Any, keys: Any) -> dict[int, int]:
 
 def test_loads_of_one_turn_share_one_query(pbx_db: PbxDatabase) -> None:
     async def scenario() -> None:
-        db = database(pbx_db, statement_timeout=2.0)
-        await db.open()
-        try:
+        async with opened(database(pbx_db, statement_timeout=2.0)) as db:
             keys = [*range(0, 40), 7, 7]  # a key asked twice is queried once; 0 has no value
             values = await asyncio.gather(*(db.load(squares, key, timeout=2.0) for key in keys))
             assert values == [None, *(k * k for k in keys[1:])]
@@ -139,17 +132,13 @@ def test_loads_of_one_turn_share_one_query(pbx_db: PbxDatabase) -> None:
             # later turns make later batches
             assert await db.load(squares, 3, timeout=2.0) == 9
             assert db.batch_stats["batches"] == 2
-        finally:
-            await db.close()
 
     asyncio.run(scenario())
 
 
 def test_a_batch_fails_for_each_waiter_and_a_cancelled_waiter_alone(pbx_db: PbxDatabase) -> None:
     async def scenario() -> None:
-        db = database(pbx_db, statement_timeout=2.0)
-        await db.open()
-        try:
+        async with opened(database(pbx_db, statement_timeout=2.0)) as db:
             waits = [db.load(slow_squares, key, timeout=0.1) for key in (1, 2, 2)]
             results = await asyncio.gather(*waits, return_exceptions=True)
             assert all(isinstance(r, DBUnavailable) for r in results), results
@@ -159,8 +148,6 @@ def test_a_batch_fails_for_each_waiter_and_a_cancelled_waiter_alone(pbx_db: PbxD
             first.cancel()
             assert await second == 25
             assert first.cancelled()
-        finally:
-            await db.close()
 
     asyncio.run(scenario())
 
@@ -169,15 +156,11 @@ def test_queries_run_in_the_database_thread(pbx_db: PbxDatabase) -> None:
     """A session loop blocked for longer than the timeout does not make an answered query late."""
 
     async def scenario() -> None:
-        db = database(pbx_db, statement_timeout=2.0)
-        await db.open()
-        try:
+        async with opened(database(pbx_db, statement_timeout=2.0)) as db:
             await db.run(backend_pid, timeout=2.0)
             pending = asyncio.ensure_future(db.run(backend_pid, timeout=0.2))
             await asyncio.sleep(0)  # sent
             time.sleep(0.5)  # the caller's loop is busy past the timeout; the answer came meanwhile
             assert await pending > 0
-        finally:
-            await db.close()
 
     asyncio.run(scenario())
