@@ -18,6 +18,7 @@ from agid import __version__
 from agid.config import DEFAULT_CONFIG_DIR, LOG_LEVELS, Config, ConfigError, load_config
 from agid.server import AGIServer
 from agid.services import close_context, open_context
+from confdb import logs
 
 log = logging.getLogger("agid")
 
@@ -135,11 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
+    logs.setup(level)
 
 
 async def run(config: Config) -> int:

@@ -64,6 +64,16 @@ class Stats:
     open_connections: int = 0
 
 
+def outcome(decided: Mapping[str, str]) -> str:
+    """The decision in a few words for the log: its ``*_ACTION``, ``*_STATE``, ``*_DEST_TYPE`` and cause."""
+    parts = [f"{k}={v}" for k, v in decided.items() if k.endswith(("_ACTION", "_STATE", "_DEST_TYPE")) and v]
+    if decided.get("AGID_DEGRADED") == "1":
+        parts.append("degraded")
+    if cause := decided.get("AGID_CAUSE"):
+        parts.append(f"({cause})")
+    return ": " + " ".join(parts) if parts else ""
+
+
 class _Throttle:
     """At most one log line per ``interval`` seconds; counts what it held back."""
 
@@ -292,6 +302,10 @@ class AGIServer:
                 decided = session.decided if status == OK else {}
                 await session.set_variables({**decided, STATUS_VARIABLE: status})
             self.stats.status_set += 1
+            elapsed = asyncio.get_running_loop().time() - (deadline - self.config.session_timeout)
+            session.log.info(
+                "%s %s%s in %.0f ms", session.handler_name, status, outcome(decided), elapsed * 1000
+            )
         except TimeoutError:
             session.log.warning("AGID_STATUS=%s not acknowledged before the session deadline", status)
         except AGIError as exc:

@@ -47,6 +47,17 @@ def test_incoming_user_dials_every_line(pbx_db: PbxDatabase, data: Data, agid: A
     assert out["GROUP(agid_user)"] == f"u{data.alice}"
 
 
+def test_a_decision_is_logged_at_info(pbx_db: PbxDatabase, data: Data, agid: Any, caplog) -> None:
+    """One line per session at INFO: what was asked, what was decided, how long it took."""
+    caplog.set_level("INFO", logger="agid.handler")
+    run(agid(pbx_db), "incoming_user", str(data.carol))
+    lines = [r.getMessage() for r in caplog.records if r.name == "agid.handler"]
+    assert any(
+        "incoming_user OK: AGID_ACTION=FORWARD (do not disturb) in " in line and " ms" in line
+        for line in lines
+    ), lines
+
+
 def test_incoming_user_decides_in_one_round_trip(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
     """Each AGI command is a round trip through Asterisk's channel thread: the dialplan library passes the
     user's calls in progress, and the decision, the call's group and AGID_STATUS go in one MSet."""
@@ -101,7 +112,7 @@ def test_incoming_user_simultaneous_calls(pbx_db: PbxDatabase, data: Data, agid:
     assert free["AGID_RINGTIME"] == "12"
     assert free["AGID_FWD_NOANSWER"] == "1001"
     busy = run(server, "incoming_user", str(data.erin), "1")
-    assert busy["AGID_ACTION"] == "VOICEMAIL"
+    assert (busy["AGID_ACTION"], busy["AGID_VM_GREETING"]) == ("VOICEMAIL", "b")  # the busy greeting
     assert "AGID_DIAL" not in busy
     assert "simultaneous_calls 1" in busy["AGID_CAUSE"]
     # the count asked from Asterisk when the dialplan does not give it

@@ -7,10 +7,17 @@ On success it prints the file and keeps a local copy (atomically). On any failur
 a cut or garbled answer, ERR) it prints its own last good copy and warns on stderr and in the journal
 (syslog socket /dev/log); with no copy it prints nothing and exits 1.
 
+Asterisk runs this client about 19 times for pjsip.conf at start and 11 times per res_pjsip reload. When
+confgend did not answer in time, the client notes it (`.unreachable` in the cache folder); for the next
+--retry-after seconds every run gives confgend only --quick-timeout before falling back to its copy, so
+that a frozen confgend delays Asterisk's start by one timeout, not one per run. A success clears the note;
+a quick failure does not extend it, so confgend gets a full --timeout again once the window has passed.
+
 Options (or the environment): --host (PBX_CONFGEN_HOST, 127.0.0.1), --port (PBX_CONFGEN_PORT, 8669),
 --connect-timeout seconds (PBX_CONFGEN_CONNECT_TIMEOUT, 1), --timeout seconds for the whole answer
-(PBX_CONFGEN_TIMEOUT, 5), --cache-dir (PBX_CONFGEN_CACHE_DIR, /var/cache/pbx-confgen);
-PBX_CONFGEN_SYSLOG_SOCKET (/dev/log).
+(PBX_CONFGEN_TIMEOUT, 5), --quick-timeout seconds (PBX_CONFGEN_QUICK_TIMEOUT, 0.2) and --retry-after
+seconds (PBX_CONFGEN_RETRY_AFTER, 10) after a timeout, --cache-dir (PBX_CONFGEN_CACHE_DIR,
+/var/cache/pbx-confgen); PBX_CONFGEN_SYSLOG_SOCKET (/dev/log).
 """
 
 from __future__ import annotations
@@ -34,13 +41,20 @@ def valid_name(name: str) -> bool:
 
 
 class Failed(Exception):
-    pass
+    """confgend gave no usable answer; `timed_out` when it did not answer in time (down or frozen)."""
+
+    def __init__(self, message: str, *, timed_out: bool = False) -> None:
+        super().__init__(message)
+        self.timed_out = timed_out
 
 
 def fetch(name: str, host: str, port: int, connect_timeout: float, timeout: float) -> bytes:
     deadline = time.monotonic() + timeout
     try:
         sock = _connect(host, port, connect_timeout)
+    except TimeoutError:
+        raise Failed(f"cannot connect to confgend at {host}:{port}: timed out after {connect_timeout:g} s",
+                     timed_out=True) from None  # fmt: skip
     except OSError as exc:
         raise Failed(f"cannot connect to confgend at {host}:{port}: {exc}") from None
     chunks = []
@@ -51,7 +65,7 @@ def fetch(name: str, host: str, port: int, connect_timeout: float, timeout: floa
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
-                raise Failed(f"no complete answer within {timeout:g} s")
+                raise Failed(f"no complete answer within {timeout:g} s", timed_out=True)
             sock.settimeout(left)
             chunk = sock.recv(1 << 20)
             if not chunk:
@@ -63,7 +77,7 @@ def fetch(name: str, host: str, port: int, connect_timeout: float, timeout: floa
             if expected is not None and size >= expected:
                 break
     except TimeoutError:
-        raise Failed(f"no complete answer within {timeout:g} s") from None
+        raise Failed(f"no complete answer within {timeout:g} s", timed_out=True) from None
     except OSError as exc:
         raise Failed(f"reading from confgend: {exc}") from None
     finally:
@@ -137,6 +151,24 @@ def _save(path: str, data: bytes) -> None:
 
 
 SYSLOG_WARNING = 3 * 8 + 4  # facility daemon, severity warning
+UNREACHABLE = ".unreachable"  # in the cache folder: when confgend last did not answer in time
+
+
+def _recent(path: str, seconds: float) -> bool:
+    try:
+        return 0 <= time.time() - os.stat(path).st_mtime < seconds
+    except OSError:
+        return False
+
+
+def _touch(path: str) -> None:
+    try:
+        os.makedirs(os.path.dirname(path), mode=0o750, exist_ok=True)
+        with open(path, "wb"):
+            pass
+        os.utime(path)
+    except OSError:
+        pass
 
 
 def _warn(message: str) -> None:
@@ -165,6 +197,8 @@ def _options(argv: list[str]) -> dict[str, str]:
         "port": env.get("PBX_CONFGEN_PORT", "8669"),
         "connect_timeout": env.get("PBX_CONFGEN_CONNECT_TIMEOUT", "1"),
         "timeout": env.get("PBX_CONFGEN_TIMEOUT", "5"),
+        "quick_timeout": env.get("PBX_CONFGEN_QUICK_TIMEOUT", "0.2"),
+        "retry_after": env.get("PBX_CONFGEN_RETRY_AFTER", "10"),
         "cache_dir": env.get("PBX_CONFGEN_CACHE_DIR", "/var/cache/pbx-confgen"),
         "name": "",
     }
@@ -190,18 +224,26 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: pbx-confgen asterisk/<file>\n")
         return 2
     try:
-        port, connect_timeout, timeout = (
+        port, connect_timeout, timeout, quick_timeout, retry_after = (
             int(opts["port"]),
             float(opts["connect_timeout"]),
             float(opts["timeout"]),
+            float(opts["quick_timeout"]),
+            float(opts["retry_after"]),
         )
     except ValueError as exc:
         sys.stderr.write(f"pbx-confgen: bad setting: {exc}\n")
         return 2
     local = os.path.join(opts["cache_dir"], name)
+    unreachable = os.path.join(opts["cache_dir"], UNREACHABLE)
+    quick = _recent(unreachable, retry_after) and os.path.exists(local)
+    if quick:
+        connect_timeout = timeout = min(quick_timeout, timeout)
     try:
         data = fetch(name, opts["host"], port, connect_timeout, timeout)
     except Failed as exc:
+        if exc.timed_out and not quick:
+            _touch(unreachable)
         try:
             with open(local, "rb") as handle:
                 data = handle.read()
@@ -218,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
         _save(local, data)
     except OSError as exc:
         _warn(f"{name}: cannot keep a local copy in {local}: {exc}")
+    if quick or os.path.exists(unreachable):
+        try:  # noqa: SIM105 - contextlib would cost an import on every call
+            os.unlink(unreachable)
+        except OSError:
+            pass
     return 0
 
 

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from confdb import logs
 from confdb.config import ConfigError
 from confgend.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 
@@ -170,12 +171,7 @@ def _ami_secret(settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
-    logging.getLogger("pika").setLevel(logging.WARNING)
+    logs.setup(logging.DEBUG if args.verbose else logging.INFO, quiet=("pika",))
     try:
         settings = load_settings(args.config, overrides(args))
     except ConfigError as exc:

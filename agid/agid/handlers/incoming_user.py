@@ -9,8 +9,9 @@ Decision (``AGID_ACTION``), in this order:
    ``UNAVAILABLE``;
 2. unconditional forward -> ``FORWARD`` to ``AGID_FWD_NUMBER``;
 3. do-not-disturb, or already ``simultaneous_calls`` calls for the user (CALLS) -> the busy treatment:
-   busy forward (``FORWARD``), else ``VOICEMAIL``, else ``BUSY``;
-4. no enabled line -> the no-answer treatment: no-answer forward, else ``VOICEMAIL``, else ``UNAVAILABLE``;
+   busy forward (``FORWARD``), else ``VOICEMAIL`` with the busy greeting, else ``BUSY``;
+4. no enabled line -> the no-answer treatment: no-answer forward, else ``VOICEMAIL`` with the unavailable
+   greeting, else ``UNAVAILABLE``;
 5. else ``DIAL``: ``AGID_DIAL`` = every enabled line of the user, joined with ``&`` (a line shared with
    other users rings for each of them; a user with several lines rings on all). A line that allows one
    contact is ``PJSIP/<line>``; one that allows several is what ``${PJSIP_DIAL_CONTACTS(<line>)}`` gives
@@ -19,6 +20,9 @@ Decision (``AGID_ACTION``), in this order:
    ``AGID_RINGTIME`` seconds; then ``AGID_FWD_BUSY`` / ``AGID_FWD_NOANSWER`` / ``AGID_VOICEMAIL`` tell the
    dialplan where to go on DIALSTATUS BUSY / NOANSWER. The caller's channel joins group
    ``u<ID>@agid_user`` (``GROUP(agid_user)``, set with the decision) so that the next call counts it.
+
+``AGID_VM_GREETING`` names the voicemail greeting of a ``VOICEMAIL`` decision: ``b`` (busy) or ``u``
+(unavailable).
 
 Database down or slow: ``AGID_ACTION=DEFAULT``, ``AGID_DEGRADED=1``: the dialplan rings its static default.
 """
@@ -41,19 +45,20 @@ OUTPUTS = (
     "AGID_FWD_BUSY",
     "AGID_FWD_NOANSWER",
     "AGID_VOICEMAIL",
+    "AGID_VM_GREETING",
 )
 
 
-def _busy(user: read.UserRouting) -> tuple[str, str | None]:
+def _busy(user: read.UserRouting) -> tuple[str, str | None, str]:
     if user.fwd_busy:
-        return "FORWARD", user.fwd_busy
-    return ("VOICEMAIL", None) if user.voicemail else ("BUSY", None)
+        return "FORWARD", user.fwd_busy, "b"
+    return ("VOICEMAIL", None, "b") if user.voicemail else ("BUSY", None, "b")
 
 
-def _unanswered(user: read.UserRouting) -> tuple[str, str | None]:
+def _unanswered(user: read.UserRouting) -> tuple[str, str | None, str]:
     if user.fwd_noanswer:
-        return "FORWARD", user.fwd_noanswer
-    return ("VOICEMAIL", None) if user.voicemail else ("UNAVAILABLE", None)
+        return "FORWARD", user.fwd_noanswer, "u"
+    return ("VOICEMAIL", None, "u") if user.voicemail else ("UNAVAILABLE", None, "u")
 
 
 async def _dial_target(session: AGISession, line: read.Line) -> str:
@@ -94,20 +99,21 @@ async def handle(session: AGISession) -> None:
     cause = ""
     action: str
     number: str | None = None
+    greeting = "u"
     if not user.enabled:
         action, cause = ("VOICEMAIL" if user.voicemail else "UNAVAILABLE"), "user disabled"
     elif user.fwd_unconditional:
         action, number, cause = "FORWARD", user.fwd_unconditional, "unconditional forward"
     elif user.dnd:
-        (action, number), cause = _busy(user), "do not disturb"
+        (action, number, greeting), cause = _busy(user), "do not disturb"
     elif not lines:
-        (action, number), cause = _unanswered(user), "no enabled line"
+        (action, number, greeting), cause = _unanswered(user), "no enabled line"
     else:
         count = argument(session, 1, "calls")
         if not count.isdigit():  # not given by the dialplan: ask Asterisk
             count = await channel_value(session, f"${{GROUP_COUNT(u{user.id}@{GROUP_CATEGORY})}}") or ""
         if count.isdigit() and int(count) >= user.simultaneous_calls:
-            (action, number) = _busy(user)
+            (action, number, greeting) = _busy(user)
             cause = f"{count} calls in progress (simultaneous_calls {user.simultaneous_calls})"
         else:
             action = "DIAL"
@@ -117,4 +123,5 @@ async def handle(session: AGISession) -> None:
             out[f"GROUP({GROUP_CATEGORY})"] = f"u{user.id}"  # counted by the next call
     out["AGID_ACTION"] = action
     out["AGID_FWD_NUMBER"] = number
+    out["AGID_VM_GREETING"] = greeting if action == "VOICEMAIL" else None
     finish(session, out, cause)

@@ -13,6 +13,7 @@ from typing import Any
 
 import yaml
 
+from confdb import logs
 from confdb.config import ConfigError
 from confdb.relay import settings as relay_settings
 from confdb.relay.service import Relay
@@ -130,12 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def setup_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
-    root = logging.getLogger()
-    root.handlers[:] = [handler]
-    root.setLevel(level)
-    if root.level > logging.DEBUG:
+    logs.setup(level)
+    if logging.getLogger().level > logging.DEBUG:
         # pika logs each refused connection at ERROR; the relay logs the state changes itself.
         logging.getLogger("pika").setLevel(logging.CRITICAL)
 

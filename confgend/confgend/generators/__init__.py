@@ -16,11 +16,16 @@ from confgend.generators import (
     agents,
     extensions,
     features,
+    fixed,
+    indications,
+    logger,
     manager,
     modules,
     musiconhold,
+    parking,
     pjsip,
     queues,
+    rtp,
     voicemail,
 )
 from confgend.generators.base import Context
@@ -44,5 +49,23 @@ GENERATORS: Mapping[str, Generated] = MappingProxyType(
         "asterisk/features.conf": Generated(features.generate, "features", needs_db=False),
         "asterisk/manager.conf": Generated(manager.generate, "manager", needs_db=False),
         "asterisk/modules.conf": Generated(modules.generate, None, needs_db=False),
+        "asterisk/res_parking.conf": Generated(parking.generate, "res_parking.so", needs_db=False),
+        "asterisk/logger.conf": Generated(logger.generate, "logger", needs_db=False),
+        "asterisk/rtp.conf": Generated(rtp.generate, "res_rtp_asterisk.so", needs_db=False),
+        "asterisk/indications.conf": Generated(indications.generate, "indications", needs_db=False),
+        # Asterisk's own files, with nothing of ours in them: read at start only.
+        **{
+            f"asterisk/{name}": Generated(fixed.file(name), None, needs_db=False)
+            for name in (
+                "acl.conf",
+                "ccss.conf",
+                "cdr.conf",
+                "cel.conf",
+                "pjproject.conf",
+                "queuerules.conf",
+                "stasis.conf",
+                "udptl.conf",
+            )
+        },
     }
 )

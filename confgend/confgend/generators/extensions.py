@@ -24,6 +24,7 @@ SERVICES = {
     "voicemail_any": "Gosub(pbx-voicemail-own,s,1)",
     "echo": "Gosub(pbx-echo,s,1)",
 }
+MAX_FORWARDS = 5  # forwards followed in a row by one call (pbx-user); a loop of forwards ends in voicemail
 LIBRARY_AGID = "agi://127.0.0.1:4573/"  # as written in the static library; replaced by the configured one
 _library: str | None = None
 
@@ -87,6 +88,17 @@ class _Dialplan:
             parts.append(f"PJSIP/{name}" if line.max_contacts <= 1 else f"${{PJSIP_DIAL_CONTACTS({name})}}")
         return "&".join(parts)
 
+    def forward_context(self, user_id: int) -> str:
+        """Where a user's forwards are dialled: the context of its first enabled line, as if the user dialled
+        the number (internal numbers, and external ones through that context's includes); with no line, the
+        outcall context; "" when there is neither (the forward is then not followed)."""
+        user = self.users[user_id]
+        for line_id in user.lines:
+            line = self.lines.get(line_id)
+            if line is not None and line.enabled and escape.is_ident(line.context):
+                return line.context
+        return self.outcall_context or ""
+
     def mailbox(self, voicemail_id: int | None) -> str:
         box = self.voicemails.get(voicemail_id)
         if box is None or not box.enabled:
@@ -104,7 +116,7 @@ class _Dialplan:
             self.interfaces(user.id),
             int(user.ring_seconds),
             self.mailbox(user.voicemail_id),
-            self.outcall_context or "",  # where forwards to external numbers are dialled
+            self.forward_context(user.id),
         )
         return "Gosub(pbx-user,s,1({},{},{},{},{}))".format(*args)
 
@@ -273,6 +285,7 @@ def generate(snap: Snapshot, ctx: Context) -> str:
         [("static", "yes"), ("writeprotect", "yes"), ("clearglobalvars", "yes"), ("autofallthrough", "yes")]
     )
     out.raw_section("globals")
+    out.option("PBX_MAX_FORWARDS", MAX_FORWARDS)
     for name in body:
         out.raw_section(name)
         out.extend(includes[name])

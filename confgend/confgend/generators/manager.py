@@ -28,7 +28,8 @@ DEFAULT_USERS = (
         "write": "system,config",
     },
 )
-DROPPED_EVENTS = ("Newexten", "VarSet", "RTCPSent", "RTCPReceived", "NewConnectedLine", "DeviceStateChange")
+# Never DeviceStateChange: ctid's presence is made of it.
+DROPPED_EVENTS = ("Newexten", "VarSet", "RTCPSent", "RTCPReceived", "NewConnectedLine")
 
 
 def read_secret(path: str) -> str:

@@ -1,6 +1,12 @@
 """modules.conf: `autoload = no` and the lean list of modules this PBX uses (loaded with `load`, so a
 module missing from a build is logged by Asterisk and does not stop it). Extra modules:
-`asterisk.modules.extra`."""
+`asterisk.modules.extra`.
+
+Every module here is built by our Asterisk package (packages/asterisk/modules.list; a packaging test
+checks both ways), and every configuration file one of them reads is generated (generators/__init__.py):
+Asterisk starts with no error and no warning. A module's dependencies are loaded before it (Asterisk
+orders them itself, but only among modules that are listed).
+"""
 
 from __future__ import annotations
 
@@ -31,6 +37,9 @@ MODULES = (
     "func_global.so",
     "func_timeout.so",
     "func_groupcount.so",  # agid's incoming_user counts a user's calls with GROUP() / GROUP_COUNT()
+    "func_hangupcause.so",
+    "func_devstate.so",
+    "func_pjsip_endpoint.so",
     # SIP
     "res_pjproject.so",
     "res_sorcery_config.so",
@@ -53,15 +62,20 @@ MODULES = (
     "res_pjsip_refer.so",
     "res_pjsip_diversion.so",
     "res_pjsip_pubsub.so",
+    "res_pjsip_outbound_publish.so",  # res_pjsip_exten_state needs it: without it, no BLF (489 Bad Event)
     "res_pjsip_exten_state.so",
     "res_pjsip_dialog_info_body_generator.so",
     "res_pjsip_pidf_body_generator.so",
     "res_pjsip_xpidf_body_generator.so",
+    "res_pjsip_pidf_digium_body_supplement.so",
+    "res_pjsip_pidf_eyebeam_body_supplement.so",
     "res_pjsip_mwi.so",
     "res_pjsip_mwi_body_generator.so",
     "res_pjsip_acl.so",
     "res_pjsip_logger.so",
     "res_rtp_asterisk.so",
+    # AMI: device states (DeviceStateChange, DeviceStateList) drive ctid's presence
+    "res_manager_devicestate.so",
     # media
     "res_musiconhold.so",
     "res_timing_timerfd.so",
@@ -81,12 +95,11 @@ MODULES = (
     "format_wav.so",
     "format_wav_gsm.so",
     "format_gsm.so",
-    "format_pcm.so",
-    "format_g722.so",
+    "format_pcm.so",  # also .g722, .alaw, .ulaw files
     "format_sln.so",
     # operations
     "res_clioriginate.so",
-    "res_parking.so",
+    "res_parking.so",  # res_parking.conf
 )
 
 

@@ -95,7 +95,6 @@ def _templates(out: ConfWriter, ctx: Context, transports: set[str]) -> None:
             ("dtmf_mode", "rfc4733"),
             ("send_pai", "yes"),
             ("allow_subscribe", "yes"),
-            ("device_state_busy_at", "1"),
             # the From user names the endpoint; a phone whose auth user differs is found by it
             ("identify_by", "username,auth_username"),
         ]

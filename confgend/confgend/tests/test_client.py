@@ -108,6 +108,37 @@ def test_failure_prints_the_local_copy(serve, tmp_path: Path, answer: bytes | No
     assert why in err and "local copy" in err
 
 
+def test_after_a_timeout_the_next_runs_fall_back_at_once(serve, tmp_path: Path) -> None:
+    """Asterisk runs the client ~19 times for pjsip.conf at start: a frozen confgend costs one timeout, the
+    other runs wait only the quick timeout; the window ends, and a quick failure does not extend it."""
+    (tmp_path / "asterisk").mkdir()
+    (tmp_path / "asterisk/pjsip.conf").write_bytes(b"old copy\n")
+    frozen = serve(lambda req: None)
+    window = ("--retry-after", "3", "--quick-timeout", "0.2")
+    started = time.monotonic()
+    assert run(frozen, tmp_path, *window, timeout="1.5")[:2] == (0, b"old copy\n")
+    assert time.monotonic() - started >= 1.5  # the first run waits the full timeout
+    assert (tmp_path / client.UNREACHABLE).exists()
+    for _ in range(3):
+        started = time.monotonic()
+        code, out, err = run(frozen, tmp_path, *window, timeout="1.5")
+        assert (code, out) == (0, b"old copy\n") and "within 0.2 s" in err
+        assert time.monotonic() - started < 1.2  # the quick timeout (plus the interpreter's start)
+    time.sleep(3)  # the window has passed: the quick failures above did not extend it
+    started = time.monotonic()
+    assert run(frozen, tmp_path, *window, timeout="1.5")[:2] == (0, b"old copy\n")
+    assert time.monotonic() - started >= 1.5
+
+
+def test_a_success_ends_the_window(serve, tmp_path: Path) -> None:
+    (tmp_path / "asterisk").mkdir()
+    (tmp_path / "asterisk/pjsip.conf").write_bytes(b"old copy\n")
+    (tmp_path / client.UNREACHABLE).touch()
+    port = serve(lambda req: b"OK %d fresh\n" % len(CONTENT) + CONTENT)
+    assert run(port, tmp_path, "--retry-after", "60")[:2] == (0, CONTENT)  # confgend is back: fresh
+    assert not (tmp_path / client.UNREACHABLE).exists()
+
+
 def test_nothing_listening_and_no_copy_exits_nonzero(tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -156,7 +187,8 @@ def test_help_names_every_setting() -> None:
     out = subprocess.run(
         [sys.executable, "-m", "confgend.client", "--help"], capture_output=True, text=True, check=True
     ).stdout
-    for word in ("--connect-timeout", "--timeout", "--cache-dir", "PBX_CONFGEN_TIMEOUT", "journal"):
+    for word in ("--connect-timeout", "--timeout", "--cache-dir", "PBX_CONFGEN_TIMEOUT", "journal",
+                 "--quick-timeout", "--retry-after"):  # fmt: skip
         assert word in out
 
 

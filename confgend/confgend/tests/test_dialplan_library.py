@@ -188,7 +188,7 @@ APP_MODULES = {
     "Hangup": "core", "Busy": "core", "Gosub": "app_stack.so", "Return": "app_stack.so",
     "AGI": "res_agi.so", "Dial": "app_dial.so", "Queue": "app_queue.so", "VoiceMail": "app_voicemail.so",
     "VoiceMailMain": "app_voicemail.so", "Playback": "app_playback.so", "Echo": "app_echo.so",
-    "AgentRequest": "app_agent_pool.so", "AgentLogin": "app_agent_pool.so",
+    "AgentRequest": "app_agent_pool.so", "AgentLogin": "app_agent_pool.so", "ExecIf": "core",
 }  # fmt: skip
 FUNCTION_MODULES = {
     "CALLERID": "func_callerid.so",
@@ -196,6 +196,8 @@ FUNCTION_MODULES = {
     "GROUP": "func_groupcount.so",  # set and counted by agid's incoming_user
     "GROUP_COUNT": "func_groupcount.so",
     "QUEUE_WAITING_COUNT": "app_queue.so",  # read by agid's incoming_queue
+    "CHANNEL": "func_channel.so",
+    "LISTFILTER": "func_strings.so",
 }
 
 

@@ -43,6 +43,9 @@ def generate_all(snap, context: Context) -> dict[str, str]:
     return {name: gen.generate(snap, ctx) for name, gen in GENERATORS.items()}
 
 
+SECTIONLESS = {"asterisk/acl.conf"}  # no named ACL: Asterisk reads the file, finds none, and is content
+
+
 @pytest.mark.parametrize("name", sorted(GENERATORS))
 def test_golden(name: str, context: Context) -> None:
     output = GENERATORS[name].generate(dataset.snapshot(), Context(context.settings))
@@ -55,7 +58,7 @@ def test_golden(name: str, context: Context) -> None:
     )
     parsed = parse(output)
     assert parsed.directives == []
-    assert parsed.sections
+    assert parsed.sections or name in SECTIONLESS
 
 
 def test_generated_files_parse_and_skip_only_what_they_should(context: Context) -> None:
