@@ -3,7 +3,8 @@ library only (no Twisted, no confdb), one socket, a connect timeout and a total 
 
     pbx-confgen asterisk/pjsip.conf
 
-On success it prints the file and keeps a local copy (atomically). On any failure (confgend down, slow,
+On success it prints the file and keeps a local copy (atomically); when confgend says the file is its
+last good copy (it could not generate it now), the client warns as below. On any failure (confgend down, slow,
 a cut or garbled answer, ERR) it prints its own last good copy and warns on stderr and in the journal
 (syslog socket /dev/log); with no copy it prints nothing and exits 1.
 
@@ -49,6 +50,13 @@ class Failed(Exception):
 
 
 def fetch(name: str, host: str, port: int, connect_timeout: float, timeout: float) -> bytes:
+    return fetch_reply(name, host, port, connect_timeout, timeout)[0]
+
+
+def fetch_reply(
+    name: str, host: str, port: int, connect_timeout: float, timeout: float
+) -> tuple[bytes, bool]:
+    """The file, and whether it is fresh (False: confgend could not generate it, this is its last copy)."""
     deadline = time.monotonic() + timeout
     try:
         sock = _connect(host, port, connect_timeout)
@@ -89,7 +97,7 @@ def fetch(name: str, host: str, port: int, connect_timeout: float, timeout: floa
     body = data[header_end:]
     if len(data) != expected:
         raise Failed(f"answer cut short: {len(body)} of {expected - header_end} bytes")
-    return body
+    return body, data[:header_end].endswith(b" fresh\n")
 
 
 def _addresses(host: str, port: int) -> list[tuple[int, tuple]]:
@@ -240,7 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     if quick:
         connect_timeout = timeout = min(quick_timeout, timeout)
     try:
-        data = fetch(name, opts["host"], port, connect_timeout, timeout)
+        data, fresh = fetch_reply(name, opts["host"], port, connect_timeout, timeout)
     except Failed as exc:
         if exc.timed_out and not quick:
             _touch(unreachable)
@@ -256,6 +264,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
+    if not fresh:
+        _warn(f"{name}: confgend could not generate it now and sent its last good copy (not fresh)")
     try:
         _save(local, data)
     except OSError as exc:

@@ -15,6 +15,9 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import psycopg
+from psycopg_pool import PoolTimeout
+
 from confdb.read.confgend import Snapshot, load_snapshot, paused_gc
 from confgend import cache
 from confgend.generators import GENERATORS, Generated
@@ -36,8 +39,10 @@ class Engine:
         cache_dir: Path,
         settings: Mapping[str, Any] | None = None,
         generators: Mapping[str, Generated] = GENERATORS,
+        check_connections: Callable[[], None] | None = None,
     ) -> None:
         self.connection = connection  # e.g. ConnectionPool.connection
+        self.check_connections = check_connections  # e.g. ConnectionPool.check
         self.cache_dir = cache_dir
         self.settings = settings or {}
         self.generators = generators
@@ -51,6 +56,19 @@ class Engine:
             self._on_disk[name] = data
 
     def snapshot(self) -> Snapshot:
+        try:
+            return self._read_snapshot()
+        except (PoolTimeout, psycopg.errors.ConnectionTimeout):
+            raise  # no connection at all: the database is down, not a connection lost
+        except psycopg.OperationalError as exc:
+            # After a PostgreSQL restart every pooled connection is stale and fails once: check them (the
+            # pool replaces the broken ones) and try once more before calling the database down.
+            log.warning("database connection lost (%s); trying once more", str(exc).strip().splitlines()[0])
+            if self.check_connections is not None:
+                self.check_connections()
+            return self._read_snapshot()
+
+    def _read_snapshot(self) -> Snapshot:
         with self.connection() as conn:
             return load_snapshot(conn)
 

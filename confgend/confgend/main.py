@@ -94,7 +94,9 @@ class Daemon:
             name="confgend",
         )
         self.dbpool.open(wait=False)
-        self.engine = Engine(self.dbpool.connection, settings.cache_dir, settings.asterisk)
+        self.engine = Engine(
+            self.dbpool.connection, settings.cache_dir, settings.asterisk, check_connections=self.dbpool.check
+        )
         last_good = {n: d for n in GENERATORS if (d := cache.read(cache.path_for(settings.cache_dir, n)))}
         for name, data in last_good.items():
             self.engine.knows_on_disk(name, data)

@@ -108,6 +108,14 @@ def test_failure_prints_the_local_copy(serve, tmp_path: Path, answer: bytes | No
     assert why in err and "local copy" in err
 
 
+def test_a_copy_that_is_not_fresh_is_printed_with_a_warning(serve, tmp_path: Path) -> None:
+    """confgend could not generate the file (database down) and sent its last good copy: say so."""
+    port = serve(lambda req: b"OK %d cached\n" % len(CONTENT) + CONTENT)
+    code, out, err = run(port, tmp_path)
+    assert (code, out) == (0, CONTENT)
+    assert "not fresh" in err
+
+
 def test_after_a_timeout_the_next_runs_fall_back_at_once(serve, tmp_path: Path) -> None:
     """Asterisk runs the client ~19 times for pjsip.conf at start: a frozen confgend costs one timeout, the
     other runs wait only the quick timeout; the window ends, and a quick failure does not extend it."""

@@ -121,6 +121,17 @@ class DaemonTest(unittest.TestCase):
         self.assertEqual(fresh, good)
 
     @defer.inlineCallbacks
+    def test_a_postgres_restart_is_not_a_database_down(self):
+        """After a restart every pooled connection is stale: confgend tries once more on a new one instead of
+        serving its last good copy (and holding retries off) for a while."""
+        yield self.fetch("asterisk/pjsip.conf")
+        self.postgres.stop(mode="fast")
+        self.postgres.start()
+        for name in (b"asterisk/pjsip.conf\n", b"asterisk/extensions.conf\n", b"asterisk/queues.conf\n"):
+            raw = yield threads.deferToThread(raw_request, self.port, name)
+            self.assertTrue(raw.startswith(b"OK ") and b" fresh\n" in raw[:40], (name, raw[:40]))
+
+    @defer.inlineCallbacks
     def test_asterisk_down_then_back_gets_the_reload(self):
         """AMI refused: the round keeps the files as changed and retries; once Asterisk is back it gets the
         reload of what changed while it was away."""
