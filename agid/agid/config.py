@@ -37,6 +37,8 @@ class Config:
     max_connections: int = 400
     #: Seconds from accept to close for one session, all included (environment, handler, status).
     session_timeout: float = 10.0
+    #: Seconds to receive the AGI environment after the accept (Asterisk sends it at once).
+    env_timeout: float = 2.0
     #: Seconds kept out of session_timeout to set AGID_STATUS once the handler is done or stopped.
     status_timeout: float = 1.0
     #: Logging threshold: DEBUG, INFO, WARNING, ERROR or CRITICAL.
@@ -145,6 +147,7 @@ _CHECKS: dict[str, Callable[[Any], Any]] = {
     "max_sessions": _integer(1, 100_000),
     "max_connections": _integer(1, 1_000_000),
     "session_timeout": _seconds,
+    "env_timeout": _seconds,
     "status_timeout": _seconds,
     "log_level": _log_level,
     "db_dsn": _text,

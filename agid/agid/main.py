@@ -42,9 +42,12 @@ configuration:
     listen_port      TCP port, 0 for any free port (4573)
     max_sessions     handlers running at once; a session beyond that gets
                      AGID_STATUS=FAILED at once, without waiting (100)
-    max_connections  open connections; one beyond that is closed at once (400)
+    max_connections  open connections (400); when full, a new one takes the place
+                     of the oldest that has not sent its AGI environment yet,
+                     else it is closed at once
     session_timeout  seconds per session from accept to close, all included;
                      the handler is cancelled when status_timeout remain (10)
+    env_timeout      seconds to receive the AGI environment after the accept (2)
     status_timeout   seconds of session_timeout kept to set AGID_STATUS (1)
     log_level        DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)
     db_dsn           libpq connection string of role pbx_agid; empty: read

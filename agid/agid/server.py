@@ -11,7 +11,11 @@ Bounds, each with a decided behaviour:
 
 * ``max_sessions`` handlers run at once; a session beyond that gets ``AGID_STATUS=FAILED`` at once,
   without running its handler (no queue: the caller must not wait for agid);
-* ``max_connections`` sockets are open at once; one beyond that is closed at once, without status;
+* ``max_connections`` sockets are open at once. When a new one comes and none is free, the oldest
+  connection still waiting for its AGI environment is closed to make room (Asterisk sends its environment
+  at once: a socket that stays silent is a port scan or an attack, and must never starve calls); when
+  every open connection is a real session, the new one is closed at once, without status;
+* ``env_timeout`` seconds to send the AGI environment after the accept (within ``session_timeout``);
 * ``session_timeout`` seconds from accept to close, all included; the handler is cancelled at
   ``session_timeout - status_timeout`` and the rest is kept to set ``AGID_STATUS``. A handler that
   ignores cancellation is abandoned (logged) and the session ends anyway.
@@ -47,7 +51,8 @@ class Stats:
     """
 
     accepted: int = 0
-    refused: int = 0  # closed at once: beyond max_connections
+    refused: int = 0  # closed at once: beyond max_connections, every open one a real session
+    evicted: int = 0  # closed to make room: silent since its accept (no AGI environment yet)
     overload: int = 0  # FAILED without running the handler: beyond max_sessions
     ok: int = 0
     failed: int = 0
@@ -116,6 +121,7 @@ class AGIServer:
         self._sessions: set[asyncio.Task[None]] = set()
         self._strays: set[asyncio.Task[None]] = set()
         self._connections: set[AGIConnection] = set()
+        self._awaiting_env: dict[AGIConnection, None] = {}  # oldest first: the first to go when full
         self._refused_log = _Throttle()
         self._overload_log = _Throttle()
 
@@ -163,6 +169,11 @@ class AGIServer:
     # -- per connection
 
     def _connection_made(self, connection: AGIConnection) -> None:
+        if len(self._connections) >= self.config.max_connections and self._awaiting_env:
+            silent = next(iter(self._awaiting_env))
+            self._forget(silent)
+            silent.abort()
+            self.stats.evicted += 1
         if len(self._connections) >= self.config.max_connections:
             self.stats.refused += 1
             suppressed = self._refused_log.allow()
@@ -176,6 +187,7 @@ class AGIServer:
             return
         self.stats.accepted += 1
         self._connections.add(connection)
+        self._awaiting_env[connection] = None
         self.stats.open_connections = len(self._connections)
         task = asyncio.get_running_loop().create_task(self._session(connection))
         self._sessions.add(task)
@@ -187,7 +199,7 @@ class AGIServer:
         work_deadline = deadline - self.config.status_timeout
         try:
             try:
-                async with asyncio.timeout_at(work_deadline):
+                async with asyncio.timeout_at(min(work_deadline, loop.time() + self.config.env_timeout)):
                     env = await connection.wait_env()
             except (TimeoutError, AGIError) as exc:
                 self.stats.no_env += 1
@@ -195,6 +207,8 @@ class AGIServer:
                 level = logging.INFO if isinstance(exc, AGIConnectionLost) else logging.WARNING
                 log.log(level, "no AGI environment from %s: %s", connection.peer, exc or "timeout")
                 return
+            finally:
+                self._awaiting_env.pop(connection, None)
             session = AGISession(connection, env, self.context)
             try:
                 status = await self._decide(session, work_deadline)
@@ -212,8 +226,12 @@ class AGIServer:
             await self._set_status(session, status, deadline)
         finally:
             connection.close()
-            self._connections.discard(connection)
-            self.stats.open_connections = len(self._connections)
+            self._forget(connection)
+
+    def _forget(self, connection: AGIConnection) -> None:
+        self._awaiting_env.pop(connection, None)
+        self._connections.discard(connection)
+        self.stats.open_connections = len(self._connections)
 
     async def _decide(self, session: AGISession, work_deadline: float) -> str | None:
         env = session.env

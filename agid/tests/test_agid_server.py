@@ -450,9 +450,13 @@ def test_overload(agid_server: Any, fake: Any) -> None:
 
         silent = LineSocket(server.address, WAIT)  # third open connection: waits for its env
         server.wait_until(lambda: server.server.stats.open_connections == 3)
-        refused = LineSocket(server.address, WAIT)
-        assert refused.read_to_eof() == b""  # closed at once, nothing written
+        newcomer = LineSocket(server.address, WAIT)  # takes the silent one's place
+        assert silent.read_to_eof() == b""  # closed at once, nothing written
+        server.wait_until(lambda: server.server.stats.evicted == 1)
+        refused = LineSocket(server.address, WAIT)  # the newcomer is still silent: it goes too
+        assert newcomer.read_to_eof() == b""
         refused.close()
+        newcomer.close()
         silent.close()
 
         gate.set()
@@ -461,7 +465,31 @@ def test_overload(agid_server: Any, fake: Any) -> None:
     assert sorted(runs) == ["1.0", "1.1"]
     server.wait_idle()
     stats = server.server.stats
-    assert (stats.overload, stats.refused, stats.ok, stats.failed) == (1, 1, 2, 1)
+    assert (stats.overload, stats.evicted, stats.ok, stats.failed) == (1, 2, 2, 1)
+
+
+def test_silent_connections_never_starve_calls(agid_server: Any, fake: Any) -> None:
+    """A flood of connections that never send their environment (max_connections of them): a call still
+    gets its decision at once, the silent sockets go after env_timeout, and only a server full of real
+    sessions refuses a connection."""
+
+    async def ok(session: AGISession) -> None:
+        session.decide({"X": "1"})
+
+    server = agid_server({"ok": ok}, max_sessions=5, max_connections=20, env_timeout=1.0)
+    silent = [LineSocket(server.address, WAIT) for _ in range(20)]
+    server.wait_until(lambda: server.server.stats.open_connections == 20)
+    start = time.monotonic()
+    assert fake(server).run(env_for("ok")).status == "OK"
+    assert time.monotonic() - start < 1.0  # not after a silent one's timeout
+    start = time.monotonic()
+    for peer in silent:
+        assert peer.read_to_eof() == b""
+        peer.close()
+    assert time.monotonic() - start < WAIT
+    server.wait_until(lambda: server.server.stats.open_connections == 0)
+    stats = server.server.stats
+    assert stats.evicted == 1 and stats.no_env >= 19 and stats.refused == 0
 
 
 def test_many_concurrent_sessions(agid_server: Any, fake: Any) -> None:
