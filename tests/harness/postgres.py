@@ -24,7 +24,7 @@ SUPERUSER = "postgres"
 # Unix socket paths are limited to 107 bytes; keep room for "/.s.PGSQL.NNNNN.lock".
 _MAX_SOCKET_DIR = 80
 
-# Speed over durability: these clusters hold test and development data only.
+# Speed over durability: these clusters hold test data only (the local stack keeps DURABLE_SETTINGS).
 FAST_SETTINGS: dict[str, str] = {
     "fsync": "off",
     "synchronous_commit": "off",
@@ -39,6 +39,9 @@ FAST_SETTINGS: dict[str, str] = {
     "log_timezone": "UTC",
     "log_line_prefix": "%m [%p] %q%u@%d ",
 }
+
+# What the local stack's cluster restores: its data survive a crash of the machine.
+DURABLE_SETTINGS: dict[str, str] = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
 
 
 def _pg_env() -> dict[str, str]:
@@ -238,6 +241,8 @@ class PostgresServer:
             "listen_addresses": self.host,
             "port": str(self.port),
             "unix_socket_directories": str(self.socket_dir),
+            # the superuser is trusted on the socket: no other local user may connect to it
+            "unix_socket_permissions": "0700",
         }
         lines = [f"{key} = '{value}'" for key, value in values.items()]
         return "# written by harness.postgres at each start\n" + "\n".join(lines) + "\n"

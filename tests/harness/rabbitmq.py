@@ -221,6 +221,8 @@ class RabbitMQServer:
 
     def _write_files(self) -> None:
         base = self.base_dir
+        base.mkdir(parents=True, exist_ok=True)
+        base.chmod(0o700)  # the password (rabbitmq.conf), the cookie and the user database are in there
         for sub in ("home", "log", "mnesia", "conf.d"):
             (base / sub).mkdir(parents=True, exist_ok=True)
         cookie = base / "home" / ".erlang.cookie"
@@ -231,9 +233,20 @@ class RabbitMQServer:
         (base / "rabbitmq-env.conf").write_text("# intentionally empty: the harness sets the environment\n")
         (base / "enabled_plugins").write_text("[].\n")
         self._link_core_apps(base / "plugins")
-        (base / "rabbitmq.conf").write_text(
+        conf = base / "rabbitmq.conf"
+        conf.unlink(missing_ok=True)
+        fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(self._conf())
+
+    def _conf(self) -> str:
+        return (
             "# written by harness.rabbitmq at each start\n"
             f"listeners.tcp.default = {self.host}:{self.port}\n"
+            # Erlang distribution (rabbitmqctl) on the loopback too, and on its one port
+            f"distribution.listener.interface = {self.host}\n"
+            f"distribution.listener.port_range.min = {self.dist_port}\n"
+            f"distribution.listener.port_range.max = {self.dist_port}\n"
             f"default_user = {self.user}\n"
             f"default_pass = {self.password}\n"
             "default_vhost = /\n"

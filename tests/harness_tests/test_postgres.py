@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
 import tempfile
 import threading
 import time
@@ -97,3 +99,17 @@ def test_start_failure_reports_log_tail(private_pg: PostgresServer) -> None:
     private_pg.settings["shared_buffers"] = "not-a-size"
     with pytest.raises(RuntimeError, match=r"(?s)pg_ctl start failed.*shared_buffers"):
         private_pg.start()
+
+
+def test_no_other_local_user_reaches_the_superuser(postgres: PostgresServer) -> None:
+    """The unix socket, where the superuser is trusted, is its owner's only (a superuser can run programs:
+    COPY ... TO PROGRAM)."""
+    socket_file = postgres.socket_dir / f".s.PGSQL.{postgres.port}"
+    assert socket_file.stat().st_mode & 0o077 == 0
+    if os.geteuid() == 0:  # try it as another user
+        denied = subprocess.run(
+            ["setpriv", "--reuid=nobody", "--regid=nogroup", "--clear-groups",
+             "/usr/bin/psql", postgres.superuser_dsn(), "-Atc", "SELECT 1"],
+            capture_output=True, text=True, check=False, timeout=30,
+        )  # fmt: skip
+        assert denied.returncode != 0 and "Permission denied" in denied.stderr, denied

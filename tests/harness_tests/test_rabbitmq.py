@@ -59,3 +59,26 @@ def test_stop_and_restart_keep_port_and_durable_messages(rabbitmq: RabbitMQServe
         channel.queue_delete("harness.durable")
     finally:
         conn.close()
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses listening on TCP ``port`` (from /proc/net/tcp and tcp6)."""
+    found = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with open(table) as lines:
+            for line in list(lines)[1:]:
+                local, state = line.split()[1], line.split()[3]
+                address, hexport = local.split(":")
+                if state == "0A" and int(hexport, 16) == port:  # 0A: LISTEN
+                    found.add("loopback" if address in ("0100007F", "00000000000000000000000001000000")
+                              else address)  # fmt: skip
+    return found
+
+
+def test_nothing_of_the_node_is_open_to_others(rabbitmq: RabbitMQServer) -> None:
+    """The password (rabbitmq.conf), the Erlang cookie and the user database are readable by their owner
+    only, and the Erlang distribution port listens on the loopback only, like AMQP."""
+    assert rabbitmq.base_dir.stat().st_mode & 0o077 == 0
+    assert (rabbitmq.base_dir / "rabbitmq.conf").stat().st_mode & 0o077 == 0
+    assert listening_addresses(rabbitmq.port) == {"loopback"}
+    assert listening_addresses(rabbitmq.dist_port) == {"loopback"}
