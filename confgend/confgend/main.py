@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from confdb import logs
+from confdb.busconsumer import quiet_pika
 from confdb.config import ConfigError
 from confgend.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 
@@ -113,8 +114,6 @@ class Daemon:
         self.reloader = None
         self.listener = None
         if settings.bus_url:
-            import pika
-
             ami = AMIReloader(
                 settings.ami_host,
                 settings.ami_port,
@@ -124,7 +123,8 @@ class Daemon:
                 settings.busy_retries,
                 settings.busy_delay,
             )
-            from confgend.reload import BusListener, Reloader
+            from confdb.busconsumer import BusConsumer
+            from confgend.reload import Reloader, interesting
 
             self.reloader = Reloader(
                 reactor,
@@ -136,12 +136,16 @@ class Daemon:
                 baseline=last_good,
             )
             self.service.on_served.append(lambda reply: self.reloader.served(reply.name, reply.data))
-            params = pika.URLParameters(settings.bus_url)
-            params.socket_timeout = 5
-            params.blocked_connection_timeout = 10
-            params.connection_attempts = 1
-            params.heartbeat = 30
-            self.listener = BusListener(params, settings.exchange, self.reloader.poke, reactor)
+            poke = self.reloader.poke
+            self.listener = BusConsumer(
+                settings.bus_url,
+                lambda key, _payload: poke() if interesting(key) else None,
+                poke,  # events may have been missed while away: one round compares everything
+                exchange=settings.exchange,
+                dispatch=reactor.callFromThread,
+                log=logging.getLogger("confgend.bus"),
+                name="confgend bus",
+            )
             self.listener.start()
         else:
             log.warning("no bus.url: Asterisk gets new configuration only when it reloads by itself")
@@ -173,7 +177,9 @@ def _ami_secret(settings: Settings) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logs.setup(logging.DEBUG if args.verbose else logging.INFO, quiet=("pika",))
+    logs.setup(logging.DEBUG if args.verbose else logging.INFO)
+    if not args.verbose:
+        quiet_pika()
     try:
         settings = load_settings(args.config, overrides(args))
     except ConfigError as exc:

@@ -10,7 +10,6 @@ retried with a backoff doubling up to 60 s; its files stay "changed" until a rel
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -158,68 +157,3 @@ class Reloader:
 
 def interesting(routing_key: str) -> bool:
     return routing_key.split(".", 1)[0] not in IGNORED_OBJECTS
-
-
-class BusListener(threading.Thread):
-    """pika in its own thread: an exclusive queue bound to every config event; each event pokes the
-    reloader on the reactor. Reconnects with a backoff; every (re)connection pokes once (resync)."""
-
-    def __init__(self, params: Any, exchange: str, poke: Callable[[], None], reactor: Any) -> None:
-        super().__init__(name="confgend-bus", daemon=True)
-        self.params = params
-        self.exchange = exchange
-        self.poke = poke
-        self.reactor = reactor
-        self.stopping = threading.Event()
-        self.connected = threading.Event()
-        self.events = 0
-
-    def stop(self) -> None:
-        self.stopping.set()
-
-    def run(self) -> None:
-        import pika
-
-        backoff = 0.5
-        while not self.stopping.is_set():
-            conn = None
-            try:
-                conn = pika.BlockingConnection(self.params)
-                channel = conn.channel()
-                channel.exchange_declare(self.exchange, exchange_type="topic", durable=True)
-                queue = channel.queue_declare("", exclusive=True, auto_delete=True).method.queue
-                channel.queue_bind(queue, self.exchange, routing_key="#")
-                log.info("listening to config events on %s", self.exchange)
-                self.connected.set()
-                backoff = 0.5
-                self.reactor.callFromThread(self.poke)  # events may have been missed while away
-                for method, _props, body in channel.consume(queue, auto_ack=True, inactivity_timeout=0.5):
-                    if self.stopping.is_set():
-                        break
-                    if method is None:
-                        continue
-                    self.events += 1
-                    if interesting(method.routing_key):
-                        self.reactor.callFromThread(self.poke)
-                    elif log.isEnabledFor(logging.DEBUG):
-                        log.debug("ignored %s %s", method.routing_key, _short(body))
-            except Exception as exc:
-                self.connected.clear()
-                if self.stopping.is_set():
-                    break
-                log.warning("config bus: %s: %s; retrying in %.1f s", type(exc).__name__, exc, backoff)
-                self.stopping.wait(backoff)
-                backoff = min(30.0, backoff * 2)
-            finally:
-                if conn is not None and conn.is_open:
-                    try:
-                        conn.close()
-                    except Exception:
-                        log.debug("closing the bus connection failed", exc_info=True)
-
-
-def _short(body: bytes) -> str:
-    try:
-        return json.dumps(json.loads(body))[:200]
-    except ValueError:
-        return repr(body[:200])
