@@ -22,7 +22,8 @@ from __future__ import annotations
 
 import functools
 import re
-import unicodedata
+
+from confdb import validation
 
 MAX_VALUE_BYTES = 512
 
@@ -38,8 +39,6 @@ _LANGUAGE = re.compile(r"[a-z]{2,3}(?:_[A-Z]{2})?")
 _TIMEZONE = re.compile(r"[A-Za-z0-9_+-]{1,32}(?:/[A-Za-z0-9_+-]{1,32}){0,3}")
 _CODEC = re.compile(r"[a-z0-9]{1,16}")
 _SECRET = re.compile(r"[!-~]{1,128}")  # printable ASCII without blanks
-# Characters that mean something to the dialplan's argument parser or expression engine.
-_DIALPLAN_UNSAFE = set(",;()[]{}$\\\"'|^&=#`<>%")
 
 
 class Unsafe(ValueError):
@@ -86,12 +85,11 @@ def list_item(value: object) -> str:
 
 
 def dialplan_text(value: object, limit: int = 80) -> str:
-    """Free text used as a dialplan application argument: only letters, digits and harmless marks."""
-    cleaned = "".join(ch for ch in _clean(value) if ch not in _DIALPLAN_UNSAFE)
-    ends_blank = cleaned[-1:].isspace()
-    cleaned = " ".join(cleaned.split()) + (" " if ends_blank and cleaned.strip() else "")
-    cleaned = "".join(ch for ch in cleaned if unicodedata.category(ch)[0] in "LN" or ch in " _.-+:/@!?*")
-    return _bounded(cleaned, limit).lstrip()  # a trailing blank is meant ("Sales: "), inside (...)
+    """Free text used as a dialplan application argument, at most `limit` characters: the rule is
+    confdb.validation's (dialplan_char, dialplan_blanks), so a value the writer accepted comes out as
+    stored; any other loses what the writer would have refused. A trailing blank is meant ("Sales: ")."""
+    cleaned = "".join(ch for ch in _clean(value) if ch.isspace() or validation.dialplan_char(ch))
+    return _bounded(validation.dialplan_blanks(cleaned)[:limit])
 
 
 def _match(pattern: re.Pattern[str], what: str, value: object) -> str:

@@ -21,7 +21,7 @@ from confgend.generators.base import ConfWriter, Context
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 SERVICES = {
     "voicemail_own": "Gosub(pbx-voicemail-own,s,1)",
-    "voicemail_any": "Gosub(pbx-voicemail-own,s,1)",
+    "voicemail_any": "Gosub(pbx-voicemail-any,s,1)",
     "echo": "Gosub(pbx-echo,s,1)",
 }
 MAX_FORWARDS = 5  # forwards followed in a row by one call (pbx-user); a loop of forwards ends in voicemail

@@ -225,3 +225,14 @@ def test_modules_conf_loads_what_the_dialplan_uses(tmp_path: Path) -> None:
         "format_wav_gsm.so", "pbx_config.so", "app_mixmonitor.so",
     }  # fmt: skip
     assert sip_and_media <= loaded and set(MODULES) <= loaded
+
+
+def test_the_any_mailbox_code_asks_which_mailbox(library, tmp_path: Path) -> None:
+    """*99 (voicemail_any) asks for the mailbox; only the caller's-own code goes straight to one."""
+    from confgend.tests.test_generators import make_context
+
+    dialplan = GENERATORS["asterisk/extensions.conf"].generate(dataset.snapshot(), make_context(tmp_path))
+    assert "exten => *99,1,Gosub(pbx-voicemail-any,s,1)" in dialplan
+    apps = [(step.app, step.args) for step in library["pbx-voicemail-any"]]
+    assert ("VoiceMailMain", "") in apps
+    assert not any("PBX_MAILBOX" in args for _app, args in apps)
