@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import random
 import socket
 import struct
@@ -154,20 +153,6 @@ def asterisk_read_commands(stream: bytes) -> list[bytes]:
 # ------------------------------------------------------------------------------------------------- traces
 
 
-def traces_dir() -> Path | None:
-    """``$AGID_TRACES_DIR``, or ``shared/asterisk-traces`` beside the repository, or None."""
-    candidates = []
-    if os.environ.get("AGID_TRACES_DIR"):
-        candidates.append(Path(os.environ["AGID_TRACES_DIR"]))
-    here = Path(__file__).resolve()
-    candidates += [parent / "shared" / "asterisk-traces" for parent in here.parents]
-    candidates.append(Path("/work/shared/asterisk-traces"))
-    for candidate in candidates:
-        if (candidate / "04-fastagi-originate.agi-env.raw").is_file():
-            return candidate
-    return None
-
-
 @dataclass(frozen=True)
 class Trace:
     """One recorded FastAGI session: the env block, the commands sent, Asterisk's reply to each.
@@ -208,11 +193,8 @@ def split_replies(data: bytes) -> list[bytes]:
     return units
 
 
-def load_trace(name: str, directory: Path | None = None) -> Trace:
-    """Load ``NN-name`` (e.g. ``04-fastagi-originate``) from the traces directory."""
-    directory = directory or traces_dir()
-    if directory is None:
-        raise FileNotFoundError("shared/asterisk-traces not found (set AGID_TRACES_DIR)")
+def load_trace(name: str, directory: Path) -> Trace:
+    """Load ``NN-name`` (e.g. ``04-fastagi-originate``) from ``directory`` (agid's tests keep theirs)."""
     env = (directory / f"{name}.agi-env.raw").read_bytes()
     from_asterisk = (directory / f"{name}.agi-from-asterisk.raw").read_bytes()
     to_asterisk = (directory / f"{name}.agi-to-asterisk.raw").read_bytes()

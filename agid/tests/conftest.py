@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from agid.config import Config
 from agid.registry import Handler
-from agid.testing import WAIT, FakeAsterisk, ServerThread, Trace, load_trace, traces_dir
+from agid.testing import WAIT, FakeAsterisk, ServerThread, Trace, load_trace
 
 
 @pytest.fixture
@@ -49,10 +50,12 @@ def fake() -> Callable[[ServerThread], FakeAsterisk]:
     return lambda server: FakeAsterisk(server.address, timeout=WAIT)
 
 
+# Recorded by a real Asterisk (FastAGI sessions, byte for byte): copies kept with the tests.
+TRACES = Path(__file__).resolve().parent / "data" / "traces"
+
+
 def _trace(name: str) -> Trace:
-    if traces_dir() is None:
-        pytest.skip("shared/asterisk-traces not found; set AGID_TRACES_DIR")
-    return load_trace(name)
+    return load_trace(name, TRACES)
 
 
 @pytest.fixture(scope="session")
