@@ -28,7 +28,9 @@ class Ctid:
         self.reactor = reactor
         self.tracker = CallTracker()
         self.directory = Directory()
-        self.sync = AMIStateSync(self.tracker, list_timeout=max(config.ami.action_timeout, 10.0))
+        self.sync = AMIStateSync(
+            self.tracker, clock=reactor, list_timeout=max(config.ami.action_timeout, 10.0)
+        )
         self.ami = AMIClient(config.ami, on_event=self.sync.on_event, clock=reactor)
         self.ami.add_connected_hook(self.sync.connected)
         self.ami.add_disconnected_hook(self.sync.disconnected)
@@ -43,6 +45,7 @@ class Ctid:
             clock=reactor,
             check_password=self.passwords.check,
             ami=self.ami,
+            asterisk_ready=lambda: self.sync.ready,
         )
         self.db: Database | None = None
         self.directory_sync: DirectorySync | None = None
@@ -71,6 +74,14 @@ class Ctid:
         self.port: Any = None
 
     def start(self) -> None:
+        events = self.config.ami.events
+        classes = set((events or "").lower().replace(" ", "").split(","))
+        if events is not None and not {"on", "all", "system"} & classes:
+            log.warn(
+                "ctid: ami.events {events!r} leaves out the 'system' class: FullyBooted and Shutdown are"
+                " not seen, so each resync waits for the boot timeout",
+                events=events,
+            )
         self.passwords.start()
         if self.db is not None and self.directory_sync is not None:
             self.db.start()

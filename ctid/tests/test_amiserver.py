@@ -8,6 +8,7 @@ from twisted.internet import reactor
 from twisted.internet.defer import Deferred, inlineCallbacks
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 from twisted.internet.protocol import Protocol
+from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
 from ctid.testing.amiserver import AMITestServer
@@ -117,6 +118,35 @@ class ServerTest(unittest.TestCase):
         self.assertEqual(reload["Module"], "res_pjsip.so")
         found = yield server.wait_for_action("Logoff")
         self.assertEqual(found, {"Action": "Logoff"})
+
+    @inlineCallbacks
+    def test_booting_then_booted_then_shutdown(self) -> None:
+        server = self.start(username="u", secret="s")
+        server.booted = False
+        server.reply_list("QueueStatus", [], "QueueStatusComplete")
+        client = RawClient(
+            b"Action: Login\r\nUsername: u\r\nSecret: s\r\n\r\nAction: QueueStatus\r\nActionID: q1\r\n\r\n"
+        )
+        yield connectProtocol(TCP4ClientEndpoint(reactor, "127.0.0.1", server.port), client)
+        for _ in range(500):
+            if b"ActionID: q1" in client.received:
+                break
+            yield deferLater(reactor, 0.01, lambda: None)
+        self.assertNotIn(b"FullyBooted", client.received)  # logged in while the modules load
+        self.assertIn(b"ActionID: q1\r\nMessage: Invalid/unknown command: QueueStatus.", client.received)
+        self.assertEqual(server.boot(), 1)
+        client.transport.write(b"Action: QueueStatus\r\nActionID: q2\r\n\r\n")
+        yield server.wait_for_action("QueueStatus", 2)
+        self.assertEqual(server.shutdown(restart=True), 1)
+        received = yield client.done
+        after_boot = received.split(b"Event: FullyBooted\r\n", 1)[1]
+        self.assertIn(b"Event: QueueStatusComplete\r\nActionID: q2\r\n", after_boot)
+        self.assertTrue(
+            received.endswith(
+                b"Event: Shutdown\r\nPrivilege: system,all\r\nShutdown: Cleanly\r\nRestart: True\r\n\r\n"
+            )
+        )
+        self.assertFalse(server.booted)
 
     @inlineCallbacks
     def test_wait_for_action_times_out(self) -> None:

@@ -282,6 +282,23 @@ class Failures(ClientTestCase):
         yield self.next_login(client)
 
     @inlineCallbacks
+    def test_asterisk_down_is_retried_within_connect_retry_max(self) -> None:
+        # An Asterisk restart: the connection drops, then connections are refused for a while. ctid must
+        # be back within connect_retry_max of the manager reopening, not after a long backoff.
+        server = self.start_server()
+        client, service = self.start_client(
+            server, backoff_max=30.0, connect_retry_max=0.2, backoff_jitter=0.0
+        )
+        yield self.next_login(client)
+        yield server.stop_listening()
+        server.drop_connections()
+        yield self.wait_for(lambda: len(service.delays) >= 6, "six reconnect attempts")
+        self.assertEqual(service.delays[:6], [0.05, 0.1, 0.2, 0.2, 0.2, 0.2])
+        server.start(port=server.port)
+        yield self.next_login(client)
+        self.assertEqual(client.logins, 2)
+
+    @inlineCallbacks
     def test_timeout_and_late_answer_dropped(self) -> None:
         server = self.start_server()
 

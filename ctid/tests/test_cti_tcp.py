@@ -7,124 +7,10 @@ import socket
 import tempfile
 from pathlib import Path
 
-from twisted.internet import reactor
+from ctiharness import PASSWORD, CTIHarness, check_schema, sleep
 from twisted.internet.defer import inlineCallbacks
-from twisted.internet.task import deferLater
-from twisted.trial import unittest
 
-from confdb import passwords
-from ctid.config import build
-from ctid.cti.validator import load, validate
-from ctid.daemon import Ctid
-from ctid.directory import Agent, User
-from ctid.testing.amiserver import AMITestServer
 from ctid.testing.cticlient import connect
-from ctid.testing.traces import Trace
-
-TRACES = Path(__file__).parent / "data" / "asterisk-traces"
-PASSWORD = "correct-horse"
-HASH = passwords.hash_password(PASSWORD, log2_n=10)  # cheaper than the real cost; same code path
-USERS = [
-    User(1, "Alice 1001", "alice", HASH, True, ("1001",), "1001", context="internal"),
-    User(2, "Bob 1002", "bob", HASH, True, ("1002",), "1002", context="internal"),
-    User(3, "Carol 1003", "carol", HASH, True, ("1003",), "1003", context="internal"),
-    User(4, "Dan", "dan", HASH, False, ("1004",), "1004"),
-]
-
-
-def trace_events(name: str) -> list[list[tuple[str, str]]]:
-    out = []
-    for m in Trace.load(TRACES, name).messages:
-        if "Event" in m.message:
-            out.append([tuple(line.split(": ", 1)) for line in m.raw.decode().split("\r\n") if ": " in line])
-    return out
-
-
-def sleep(seconds: float):
-    return deferLater(reactor, seconds, lambda: None)
-
-
-def check_schema(msg: dict) -> None:
-    schema = load("server", msg["class"])
-    assert schema is not None, msg["class"]
-    validate(msg, schema)
-
-
-class CTIHarness(unittest.TestCase):
-    """ctid against the AMI test server; the test classes below add their own tests."""
-
-    timeout = 60
-    cti_overrides: dict = {}  # noqa: RUF012
-    client_tls = None  # client TLS options when the server listens with TLS
-
-    def setUp(self):
-        self.ami = AMITestServer(username="ctid", secret="s3cret")
-        self.channels: list = []
-        self.ami.handlers["coreshowchannels"] = self._core_show_channels
-        self.ami.reply_list("DeviceStateList", [], "DeviceStateListComplete")
-        self.ami.reply_list("QueueStatus", [], "QueueStatusComplete")
-        self.ami.reply_with("Redirect", [("Response", "Success"), ("Message", "Redirect successful")])
-        self.ami.reply_with("Atxfer", [("Response", "Success"), ("Message", "Atxfer successfully queued")])
-        self.ami.reply_with("Hangup", [("Response", "Success"), ("Message", "Channel Hungup")])
-        self.ami.reply_with(
-            "QueuePause", [("Response", "Success"), ("Message", "Interface paused successfully")]
-        )
-        self.ami.reply_with("QueueAdd", [("Response", "Success"), ("Message", "Added interface to queue")])
-        self.ami.reply_with(
-            "QueueRemove", [("Response", "Success"), ("Message", "Removed interface from queue")]
-        )
-        port = self.ami.start()
-        self.addCleanup(self.ami.stop)
-        config = build(
-            {
-                "ami": {
-                    "port": port,
-                    "username": "ctid",
-                    "secret": "s3cret",
-                    "backoff_initial": 0.05,
-                    "backoff_max": 0.2,
-                },
-                "cti": {"port": 0, "login_timeout": 5.0, **self.cti_overrides},
-                "db": {"dsn_file": "/nonexistent"},
-                "bus": {"url_file": "/nonexistent"},
-            }
-        )
-        self.daemon = Ctid(config, reactor)
-        self.daemon.directory.replace_all(USERS, [Agent(1, "7001", 2, ("support", "sales"))])
-        self.daemon.start()
-        self.addCleanup(self.daemon.stop)
-        self.port = self.daemon.port.getHost().port
-        return self.ami.wait_for_action("QueueStatus")
-
-    def _core_show_channels(self, conn, msg):
-        start = [("Response", "Success"), ("EventList", "start"), ("Message", "Channels will follow")]
-        done = [
-            ("Event", "CoreShowChannelsComplete"),
-            ("EventList", "Complete"),
-            ("ListItems", str(len(self.channels))),
-        ]
-        conn.reply(msg, start, *self.channels, done)
-
-    @inlineCallbacks
-    def client(self, login: str | None = None, topics=None):
-        c = yield connect(self.port, tls=self.client_tls)
-        self.addCleanup(lambda: c.transport.abortConnection() if c.transport.connected else None)
-        welcome = yield c.wait_for(lambda m: m["class"] == "welcome")
-        assert welcome["version"] == 1
-        if login:
-            r = yield c.request("login", login=login, password=PASSWORD, version=1)
-            self.assertEqual(r["class"], "response", r)
-        if topics:
-            r = yield c.request("subscribe", topics=topics)
-            self.assertEqual(r["class"], "response", r)
-        return c
-
-    def play(self, name: str, until=None) -> None:
-        for fields in trace_events(name):
-            d = dict(fields)
-            if until is not None and until(d):
-                return
-            self.ami.send_event(fields)
 
 
 class CTIOverSockets(CTIHarness):
@@ -280,7 +166,7 @@ class CTIOverSockets(CTIHarness):
         self.assertIn("Originate failed", r["message"])
 
     @inlineCallbacks
-    def test_blind_transfer_redirects_the_other_party(self):
+    def test_blind_transfer_is_asterisks_blind_transfer_of_the_users_channel(self):
         self.play("10-sip-blind-transfer", lambda e: e["Event"] == "Unhold")
         bob = yield self.client("bob")
         yield sleep(0.1)
@@ -291,9 +177,10 @@ class CTIOverSockets(CTIHarness):
         self.assertEqual(r["code"], "no_such_call")
         r = yield bob.request("transfer", call_id="1795416656.81", number="1003", mode="blind")
         self.assertEqual(r["class"], "response", r)
-        (redirect,) = self.ami.actions_named("Redirect")
-        self.assertEqual(redirect["Channel"], "PJSIP/1001-00000006")
-        self.assertEqual((redirect["Exten"], redirect["Context"]), ("1003", "internal"))
+        (transfer,) = self.ami.actions_named("BlindTransfer")
+        self.assertEqual(transfer["Channel"], "PJSIP/1002-00000007")
+        self.assertEqual((transfer["Exten"], transfer["Context"]), ("1003", "internal"))
+        self.assertEqual(self.ami.actions_named("Redirect"), [])
 
     @inlineCallbacks
     def test_attended_transfer_and_hangup(self):

@@ -176,3 +176,27 @@ def test_resync_replaces_state_and_reports_ended_calls() -> None:
     assert changes.devices["PJSIP/1003"] == "INUSE"
     assert changes.devices["PJSIP/1001"] == "UNKNOWN"
     assert tracker.bridges["b1"].channels == {"9.1"}
+
+
+def test_transfer_notices_name_every_party_as_it_was_before_the_transfer() -> None:
+    (blind,) = replay("10-sip-blind-transfer").drain().notices
+    assert (blind["lines"], blind["exten"]) == ({"1001", "1002"}, "1003")
+    notices = replay("11-sip-attended-transfer").drain().notices
+    (attended,) = [n for n in notices if n["kind"] == "attended_transfer"]
+    assert attended["lines"] == {"1001", "1002", "1003"}
+
+
+def test_a_transfer_of_unknown_channels_takes_the_call_from_the_event() -> None:
+    tracker = CallTracker()
+    tracker.apply(
+        {
+            "Event": "BlindTransfer",
+            "Result": "Invalid",
+            "TransfererChannel": "PJSIP/1002-00000001",
+            "TransfererUniqueid": "9.2",
+            "TransfererLinkedid": "9.1",
+            "Extension": "1003",
+        }
+    )
+    (notice,) = tracker.drain().notices
+    assert (notice["call_id"], notice["result"], notice["lines"]) == ("9.1", "Invalid", {"1002"})

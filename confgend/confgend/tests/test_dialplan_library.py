@@ -102,7 +102,7 @@ def library() -> dict[str, list[Step]]:
 
 # What the static default of each context must do when agid fails: ring, queue, dial out...
 STATIC_DEFAULT = {
-    "pbx-user": [("Set", "PBX_DIAL=${ARG2}"), ("Dial", "${PBX_DIAL},${PBX_RING}")],
+    "pbx-user": [("Set", "PBX_DIAL=${ARG2}"), ("Dial", "${PBX_DIAL},${PBX_RING},${PBX_DIAL_OPTIONS}")],
     "pbx-queue": [("Queue", "${ARG1},t,,,${PBX_QUEUE_WAIT}")],
     "pbx-outcall": [("Dial", "PJSIP/${ARG1}@${PBX_TRUNK},${ARG2}")],
     "pbx-incall": [("Set", "CALLERID(name)=${PBX_PREFIX}${CALLERID(name)}")],
@@ -198,6 +198,7 @@ FUNCTION_MODULES = {
     "QUEUE_WAITING_COUNT": "app_queue.so",  # read by agid's incoming_queue
     "CHANNEL": "func_channel.so",
     "LISTFILTER": "func_strings.so",
+    "IF": "func_logic.so",
 }
 
 

@@ -14,6 +14,7 @@ from ctid.ami.errors import (
     AMINotConnectedError,
     AMIProtocolError,
     AMITimeoutError,
+    AsteriskNotReadyError,
 )
 from ctid.ami.message import AMIEncodeError, Message, command_output, encode_message, kind, values
 from ctid.ami.parser import AMIParseError, AMIParser
@@ -39,6 +40,7 @@ __all__ = [
     "AMIService",
     "AMISink",
     "AMITimeoutError",
+    "AsteriskNotReadyError",
     "Backoff",
     "EventList",
     "Message",

@@ -35,6 +35,9 @@ class AMIConfig:
     backoff_factor: float = 2.0
     backoff_jitter: float = 0.1
     """Each reconnect delay is multiplied by a random factor in [1 - jitter, 1 + jitter]."""
+    connect_retry_max: float = 1.0
+    """Cap on the delay after a connection that could not be made at all (Asterisk down or restarting):
+    ctid is then back within this time of Asterisk's manager opening, before Asterisk is fully booted."""
     max_pending_actions: int = 1024
     max_queued_bytes: int = 256 * 1024
     """Bytes of actions held while the transport's write buffer is full."""
@@ -65,7 +68,14 @@ class AMIConfig:
 
 
 _STR = {"host", "username", "secret"}
-_POSITIVE_FLOAT = {"connect_timeout", "login_timeout", "action_timeout", "backoff_initial", "backoff_max"}
+_POSITIVE_FLOAT = {
+    "connect_timeout",
+    "login_timeout",
+    "action_timeout",
+    "backoff_initial",
+    "backoff_max",
+    "connect_retry_max",
+}
 _INT_MIN = {"max_pending_actions": 1, "max_queued_bytes": 1024, "max_message_bytes": 1024, "max_headers": 64}
 
 

@@ -32,6 +32,10 @@ class AMINotConnectedError(AMIError):
     """The client has no logged-in AMI session right now."""
 
 
+class AsteriskNotReadyError(AMINotConnectedError):
+    """Logged in, but Asterisk is still booting (no FullyBooted yet) or shutting down."""
+
+
 class AMIConnectionLostError(AMIError):
     """The AMI connection closed before the action was answered."""
 

@@ -1,7 +1,9 @@
 """Keeps an `AMIClient` connected: TCP connect, and reconnect with capped, jittered exponential backoff.
 
 The delay grows on every failed attempt (refused connection, refused login, lost connection) and is reset
-only by a successful login, so a wrong secret does not turn into a tight reconnect loop.
+only by a successful login, so a wrong secret does not turn into a tight reconnect loop. A connection that
+could not be made at all (Asterisk down or restarting) is retried within ``connect_retry_max`` (1 s), so
+that ctid logs in while a restarted Asterisk is still booting; those retries are logged sparingly.
 """
 
 from __future__ import annotations
@@ -64,10 +66,10 @@ class _Factory(ClientFactory):
         )
 
     def clientConnectionFailed(self, connector: IConnector, reason: Failure) -> None:
-        self.service._attempt_ended(reason)
+        self.service._attempt_ended(reason, connected=False)
 
     def clientConnectionLost(self, connector: IConnector, reason: Failure) -> None:
-        self.service._attempt_ended(reason)
+        self.service._attempt_ended(reason, connected=True)
 
 
 class AMIService(Service):
@@ -86,6 +88,7 @@ class AMIService(Service):
         self._stopped: list[Deferred] = []
         self.attempts = 0
         self.delays: list[float] = []  # the reconnect delays used so far, newest last (bounded)
+        self._unreachable = 0  # connections in a row that could not be made
         client.add_connected_hook(lambda _client: self.backoff.reset())
 
     def startService(self) -> None:
@@ -113,7 +116,7 @@ class AMIService(Service):
             c.host, c.port, self._factory, timeout=c.connect_timeout
         )
 
-    def _attempt_ended(self, reason: Failure) -> None:
+    def _attempt_ended(self, reason: Failure, *, connected: bool = True) -> None:
         self._connector = None
         if not self.running:
             stopped, self._stopped = self._stopped, []
@@ -121,12 +124,19 @@ class AMIService(Service):
                 d.callback(None)
             return
         delay = self.backoff.next()
+        self._unreachable = 0 if connected else self._unreachable + 1
+        if not connected:
+            delay = min(delay, self.client.config.connect_retry_max)
         self.delays = [*self.delays[-99:], delay]
-        log.info(
-            "AMI: connection to {host}:{port} ended ({reason}); retrying in {delay:.2f} s",
+        n = self._unreachable
+        # a refused connection is retried every second: log the 1st, 2nd, 4th, 8th... of a streak
+        emit = log.info if n & (n - 1) == 0 else log.debug
+        emit(
+            "AMI: connection to {host}:{port} ended ({reason}); retrying in {delay:.2f} s{streak}",
             host=self.client.config.host,
             port=self.client.config.port,
             reason=reason.getErrorMessage(),
             delay=delay,
+            streak=f" (attempt {n + 1})" if n > 1 else "",
         )
         self._retry = self._reactor.callLater(delay, self._connect)  # type: ignore[attr-defined]

@@ -7,7 +7,7 @@ It owns no socket (see `factory.py`): sessions register here; tracker changes ar
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +15,7 @@ from twisted.internet.defer import Deferred, fail
 from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
-from ctid.ami.errors import AMINotConnectedError
+from ctid.ami.errors import AMINotConnectedError, AsteriskNotReadyError
 from ctid.cti.protocol import CTIProtocol
 from ctid.cti.ratelimit import LoginRateLimiter
 from ctid.cti.session import CTISession, encode
@@ -61,6 +61,7 @@ class CTIServer:
         clock: Any,
         check_password: Any,
         ami: Any = None,
+        asterisk_ready: Callable[[], bool] = lambda: True,
     ) -> None:
         self.config = config
         self.tracker = tracker
@@ -68,6 +69,8 @@ class CTIServer:
         self.clock = clock
         self.check_password = check_password
         self.ami = ami
+        self.asterisk_ready = asterisk_ready
+        """False while Asterisk boots (before FullyBooted) or stops (after Shutdown)."""
         self.limiter = LoginRateLimiter(config.login_max_failures, config.login_window, now=clock.seconds)
         self.sessions: set[CTISession] = set()
         self.presence_subs: set[CTISession] = set()
@@ -137,6 +140,8 @@ class CTIServer:
     def ami_action(self, action: str, headers: Any) -> Deferred:
         if self.ami is None or not self.ami.ready:
             return fail(AMINotConnectedError("AMI is not connected"))
+        if not self.asterisk_ready():
+            return fail(AsteriskNotReadyError("Asterisk is starting or stopping"))
         return self.ami.send_action(action, headers)
 
     def dial_context(self, user: User) -> str:
@@ -164,7 +169,10 @@ class CTIServer:
         if user is None:
             return []
         lines = set(user.lines)
-        return [c.to_json() for c in self.tracker.calls.values() if c.lines() & lines]
+        calls = [c for c in self.tracker.calls.values() if c.lines() & lines]
+        for call in calls:  # its next change reaches this user even if the flush has not run yet
+            self.call_users.setdefault(call.linkedid, set()).add(user.id)
+        return [c.to_json() for c in calls]
 
     def members_snapshot(self) -> list[dict[str, Any]]:
         return [self._member_json(m) for m in self.tracker.members.values()]
@@ -188,14 +196,15 @@ class CTIServer:
             return
         try:
             self._flush_devices(changes.devices)
+            # Transfers and originate results first: the call events that follow show their outcome.
+            for notice in changes.notices:
+                self._send_notice(notice)
             for call in changes.calls.values():
                 self._send_call(call, ended=False)
             for call in changes.ended.values():
                 self._send_call(call, ended=True)
             for (queue, interface), member in changes.members.items():
                 self._send_member(queue, interface, member)
-            for notice in changes.notices:
-                self._send_notice(notice)
         except Exception:
             log.failure("CTI: dispatching call state changes failed")
 
@@ -280,14 +289,23 @@ class CTIServer:
                 }
             )
             return
+        # A transfer goes to everyone who was in its calls when it happened (the transferer's channel may
+        # be gone already) and to whoever was in the call at the last flush.
         call_id = notice.get("call_id")
-        users = self.call_users.get(call_id, set()) if call_id else set()
+        users = set(self.call_users.get(call_id, ())) if call_id else set()
+        for line in notice.get("lines", ()):
+            users |= self.directory.users_of_line(line)
         receivers = [s for uid in users for s in self.call_subs.get(uid, ())]
         if receivers:
-            self.broadcast(
-                receivers,
-                {"class": "transfer", "call_id": call_id, "kind": notice["kind"], "result": notice["result"]},
-            )
+            msg = {
+                "class": "transfer",
+                "call_id": call_id,
+                "kind": notice["kind"],
+                "result": notice["result"],
+            }
+            if notice.get("exten"):
+                msg["exten"] = notice["exten"]
+            self.broadcast(receivers, msg)
 
     def broadcast(self, sessions: Iterable[CTISession], obj: dict[str, Any]) -> None:
         """Send ``obj`` (encoded once) to ``sessions``. A large fan-out is written in slices of

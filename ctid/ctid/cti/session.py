@@ -21,6 +21,7 @@ from ctid.ami.errors import (
     AMIConnectionLostError,
     AMINotConnectedError,
     AMITimeoutError,
+    AsteriskNotReadyError,
 )
 from ctid.cti import PROTOCOL_VERSION
 from ctid.cti.passwords import PasswordCheckBusy
@@ -281,13 +282,11 @@ class CTISession:
         context = self.hub.dial_context(self.user)
         if msg["mode"] == "blind":
             lines = set(self.user.lines)
-            peers = [p for p in self.hub.tracker.peer_channels(mine) if p.line not in lines]
-            if not peers:
+            if not [p for p in self.hub.tracker.peer_channels(mine) if p.line not in lines]:
                 return self.error(rid, "transfer", "not_bridged", "the call has no other party to transfer")
-            action = (
-                "Redirect",
-                {"Channel": peers[0].name, "Context": context, "Exten": msg["number"], "Priority": "1"},
-            )
+            # As a phone's REFER does: Asterisk sends every other party to the number, takes the user's
+            # channel out of the bridge and reports a BlindTransfer event (a Redirect reports nothing).
+            action = ("BlindTransfer", {"Channel": mine.name, "Context": context, "Exten": msg["number"]})
         else:
             action = ("Atxfer", {"Channel": mine.name, "Context": context, "Exten": msg["number"]})
         self._ami(rid, "transfer", [action], lambda: self.respond(rid, "transfer", call_id=msg["call_id"]))
@@ -372,7 +371,9 @@ class CTISession:
                 on_error()
             exc = failure.value
             exc = getattr(exc, "subFailure", None).value if hasattr(exc, "subFailure") else exc
-            if isinstance(exc, AMINotConnectedError | AMIConnectionLostError | AMIBackpressureError):
+            if isinstance(exc, AsteriskNotReadyError):
+                self.error(rid, request, "ami_unavailable", "Asterisk is starting or stopping; retry shortly")
+            elif isinstance(exc, AMINotConnectedError | AMIConnectionLostError | AMIBackpressureError):
                 self.error(
                     rid, request, "ami_unavailable", "Asterisk is not reachable right now; retry later"
                 )

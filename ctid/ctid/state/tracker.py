@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ctid.state.model import Bridge, Call, Channel, QueueMember
+from ctid.state.model import Bridge, Call, Channel, QueueMember, line_of
 
 Message = Mapping[str, str]
 
@@ -367,6 +367,7 @@ class CallTracker:
     def _blind_transfer(self, msg: Message) -> None:
         ok = msg.get("Result") == "Success"
         transferee = self.channels.get(msg.get("TransfereeUniqueid", ""))
+        lines = self._parties(msg, ("Transferer", "Transferee"))
         if ok and transferee is not None:
             call = self.calls[transferee.linkedid]
             call.transfers += 1
@@ -379,7 +380,8 @@ class CallTracker:
                 "transferee": msg.get("TransfereeUniqueid", ""),
                 "exten": msg.get("Extension", ""),
                 "context": msg.get("Context", ""),
-                "call_id": transferee.linkedid if transferee is not None else None,
+                "call_id": _call_id(transferee, msg, "Transferee", "Transferer"),
+                "lines": lines,
             }
         )
 
@@ -387,6 +389,7 @@ class CallTracker:
         ok = msg.get("Result") == "Success"
         transferee = self.channels.get(msg.get("TransfereeUniqueid", ""))
         target = self.channels.get(msg.get("TransferTargetUniqueid", ""))
+        lines = self._parties(msg, ("OrigTransferer", "SecondTransferer", "Transferee", "TransferTarget"))
         if ok and transferee is not None:
             call = self.calls[transferee.linkedid]
             call.transfers += 1
@@ -402,9 +405,23 @@ class CallTracker:
                 "transferer": msg.get("OrigTransfererUniqueid", ""),
                 "transferee": msg.get("TransfereeUniqueid", ""),
                 "target": msg.get("TransferTargetUniqueid", ""),
-                "call_id": transferee.linkedid if transferee is not None else None,
+                "call_id": _call_id(transferee, msg, "Transferee", "OrigTransferer"),
+                "lines": lines,
             }
         )
+
+    def _parties(self, msg: Message, prefixes: tuple[str, ...]) -> frozenset[str]:
+        """The lines of everyone in the calls of a transfer's channels, as they are before it applies: the
+        transfer is reported to all of them, even those whose channel hangs up right after."""
+        lines: set[str] = set()
+        for prefix in prefixes:
+            chan = self.channels.get(msg.get(prefix + "Uniqueid", ""))
+            call = self.calls.get(chan.linkedid) if chan is not None else None
+            if call is not None:
+                lines |= call.lines()
+            if (line := line_of(msg.get(prefix + "Channel", ""))) is not None:
+                lines.add(line)
+        return frozenset(lines)
 
     def _originate_response(self, msg: Message) -> None:
         self._notice(
@@ -455,6 +472,13 @@ class CallTracker:
         key = (msg.get("Queue", ""), msg.get("Interface", ""))
         if self.members.pop(key, None) is not None:
             self._mark_member(key, None)
+
+
+def _call_id(chan: Channel | None, msg: Message, *prefixes: str) -> str | None:
+    """The call of a transfer: the known channel's, else the first Linkedid the event carries."""
+    if chan is not None:
+        return chan.linkedid
+    return next((v for p in prefixes if (v := msg.get(p + "Linkedid"))), None)
 
 
 def _int(value: str | None, default: int) -> int:

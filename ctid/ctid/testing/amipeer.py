@@ -4,6 +4,10 @@
 (``Authentication failed`` then close), ``Permission denied`` before login, ``Ping``, ``Logoff`` (``Goodbye``
 then close), Asterisk's unknown-command error for anything else, plus what the test scripted and, with a
 `Trace`, the recorded traffic. `AMIServerBase` holds the scripting and the record of received actions.
+
+Asterisk's boot is modelled too: while `AMIServerBase.booted` is False a login gets no ``FullyBooted`` and
+the actions of modules that load late (`boot_gated`) get the unknown-command error; `boot` ends the boot
+(``FullyBooted`` to every logged-in connection) and `shutdown` sends ``Shutdown`` and closes.
 """
 
 from __future__ import annotations
@@ -88,7 +92,13 @@ class AMIServerConnection:
     def message_received(self, msg: Message) -> None:
         headers = {k.lower(): v for k, v in msg.items()}
         name = headers.get("action")
-        self.server._record(RecordedAction(self.index, name or "", msg, self.authenticated))
+        self.server.actions.append(RecordedAction(self.index, name or "", msg, self.authenticated))
+        try:
+            self._handle(msg, headers, name)
+        finally:  # waiters see the action once it is answered
+            self.server._changed()
+
+    def _handle(self, msg: Message, headers: dict[str, str], name: str | None) -> None:
         if name is None:
             self.send([("Response", "Error"), ("Message", "Missing action in request")])
             return
@@ -101,6 +111,8 @@ class AMIServerConnection:
             self._login(msg, headers)
         elif not self.authenticated and lname not in ("logoff", "challenge"):
             self.reply(msg, [("Response", "Error"), ("Message", "Permission denied")])
+        elif not self.server.booted and lname in self.server.boot_gated:
+            self.unknown_command(msg, name)
         elif lname in self.server.silent:
             pass
         elif lname in self.server.handlers:
@@ -111,8 +123,7 @@ class AMIServerConnection:
         elif lname == "ping":
             self.reply(msg, [("Response", "Success"), ("Ping", "Pong"), ("Timestamp", f"{time.time():.6f}")])
         else:
-            hint = "Use Action: ListCommands to show available commands."
-            self.reply(msg, [("Response", "Error"), ("Message", f"Invalid/unknown command: {name}. {hint}")])
+            self.unknown_command(msg, name)
 
     # -- sending
 
@@ -133,6 +144,11 @@ class AMIServerConnection:
                 items.insert(1, ("ActionID", action_id))
             self.send(items)
 
+    def unknown_command(self, action: Message, name: str) -> None:
+        """Asterisk's answer to an action no loaded module registered."""
+        hint = "Use Action: ListCommands to show available commands."
+        self.reply(action, [("Response", "Error"), ("Message", f"Invalid/unknown command: {name}. {hint}")])
+
     def close(self) -> None:
         if self.conn is not None and self.open:
             self.conn.close()
@@ -150,13 +166,8 @@ class AMIServerConnection:
         if self._credentials_ok(headers):
             self._logged_in()
             self.reply(msg, [("Response", "Success"), ("Message", "Authentication accepted")])
-            booted = [
-                ("Event", "FullyBooted"),
-                ("Privilege", "system,all"),
-                ("Uptime", "1"),
-                ("LastReload", "1"),
-            ]
-            self.send([*booted, ("Status", "Fully Booted")])
+            if self.server.booted:  # as Asterisk: only to a session that reads the system class
+                self.send(fully_booted())
         else:
             self.server.login_failures += 1
             self.reply(msg, [("Response", "Error"), ("Message", "Authentication failed")])
@@ -178,11 +189,22 @@ class AMIServerConnection:
             self.close()
 
 
+def fully_booted() -> list[tuple[str, str]]:
+    return [
+        ("Event", "FullyBooted"),
+        ("Privilege", "system,all"),
+        ("Uptime", "1"),
+        ("LastReload", "1"),
+        ("Status", "Fully Booted"),
+    ]
+
+
 class AMIServerBase:
     """Scripting and inspection shared by the Twisted and the threaded test servers.
 
     ``handlers``: lower-cased action name -> ``handler(connection, action)`` for logged-in connections;
-    ``silent``: lower-cased action names never answered; ``actions``: every action received, in order.
+    ``silent``: lower-cased action names never answered; ``actions``: every action received, in order;
+    ``booted`` / ``boot_gated``: see the module's docstring.
     """
 
     def __init__(
@@ -204,6 +226,9 @@ class AMIServerBase:
         self.logins = 0
         self.login_failures = 0
         self.read_paused = False
+        self.booted = True
+        self.boot_gated: set[str] = {"devicestatelist", "queuestatus"}
+        """Lower-cased actions unknown until `boot` (res_manager_devicestate and app_queue load late)."""
         self.port = 0
         self.lock: Any = contextlib.nullcontext()  # a real lock where connections run in threads
 
@@ -239,6 +264,32 @@ class AMIServerBase:
                 c.send_raw(data)
         return len(targets)
 
+    def boot(self) -> int:
+        """End the boot: gated actions work, and every logged-in connection gets ``FullyBooted`` (as
+        Asterisk sends it at the end of its boot); returns how many got it."""
+        with self.lock:
+            self.booted = True
+        return self.send_event(fully_booted())
+
+    def shutdown(self, *, restart: bool = True, cleanly: bool = True, close: bool = True) -> int:
+        """Asterisk stops: ``Shutdown`` to every logged-in connection, then (``close``) each connection is
+        closed after its output; later logins find Asterisk booting (`booted` False) until `boot`."""
+        with self.lock:
+            self.booted = False
+        n = self.send_event(
+            [
+                ("Event", "Shutdown"),
+                ("Privilege", "system,all"),
+                ("Shutdown", "Cleanly" if cleanly else "Uncleanly"),
+                ("Restart", "True" if restart else "False"),
+            ]
+        )
+        if close:
+            with self.lock:
+                for c in self.open_connections:
+                    c.close()
+        return n
+
     def drop_connections(self) -> None:
         """Abort every open connection (the client sees the connection lost)."""
         with self.lock:
@@ -271,10 +322,6 @@ class AMIServerBase:
         return found[count - 1] if len(found) >= count else None
 
     # -- called by connections
-
-    def _record(self, action: RecordedAction) -> None:
-        self.actions.append(action)
-        self._changed()
 
     def _connection_closed(self, connection: AMIServerConnection) -> None:
         self._changed()

@@ -20,7 +20,7 @@ from typing import Any
 
 from twisted.internet import reactor as global_reactor
 from twisted.internet.defer import Deferred, DeferredList, succeed
-from twisted.internet.interfaces import IListeningPort
+from twisted.internet.interfaces import IDelayedCall, IListeningPort
 from twisted.internet.protocol import Factory
 
 from ctid.ami.protocol import AMIProtocol
@@ -82,6 +82,16 @@ class AMITestServer(AMIServerBase):
         for _, d in waiters:
             d.errback(RuntimeError("AMITestServer stopped"))
         return DeferredList(waits, consumeErrors=True)
+
+    def stop_listening(self) -> Deferred:
+        """Refuse new connections (Asterisk is down; open ones are left as they are); ``start(server.port)``
+        listens again on the same port."""
+        listening, self._listening = self._listening, None
+        return succeed(None) if listening is None else listening.stopListening()
+
+    def boot_after(self, delay: float) -> IDelayedCall:
+        """`boot` in ``delay`` seconds (Asterisk finishing its boot while clients are logged in)."""
+        return self._reactor.callLater(delay, self.boot)
 
     def wait_for_action(self, name: str, count: int = 1, timeout: float = 10.0) -> Deferred:
         """Fires with the ``count``-th action named ``name`` (already received ones count)."""
