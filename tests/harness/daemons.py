@@ -1,8 +1,10 @@
-"""The PBX daemons of the local stack: started detached, with their config, pid file and log under run/.
+"""The PBX daemons, for the local stack and the call tests alike: started detached, with their config,
+pid file and log under ``<run dir>/daemons/``, and the PBX's Asterisk under ``<run dir>/asterisk/``.
 
 Each entry of DAEMONS names an executable in .venv/bin (or a module run by .venv's python) and writes its
-configuration from the stack's environment. A daemon whose executable is not installed is skipped and said
-so. There is no Asterisk here: confgend and ctid keep retrying AMI and work without it.
+configuration from the environment of harness.pbxconf.service_env. A daemon whose executable is not
+installed is skipped and said so. ``asterisk()`` gives the Asterisk that pulls its configuration from
+that confgend, on the same ports.
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from pathlib import Path
 
 import yaml
 
+from harness.asterisk import AsteriskServer
+from harness.ports import port_is_free
+
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
 
@@ -29,6 +34,8 @@ class Daemon:
     configure: Callable[[Path, dict[str, str]], list[str]]
     # run as `.venv/bin/python -m <module>` when the component declares no console script
     module: str = ""
+    # the environment key of the port it listens on: start() waits until it accepts
+    port_key: str = ""
 
     @property
     def command(self) -> list[str]:
@@ -82,8 +89,15 @@ def _confgend(config_dir: Path, env: dict[str, str]) -> list[str]:
             "db": {"dsn_file": str(secrets_dir / "pbx_confgend.dsn")},
             "cache": {"directory": str(config_dir / "cache")},
             "bus": {"url": env["PBX_AMQP_URL"]},
-            "ami": {"secret_file": str(_ami_secret(env, "confgend"))},
-            "asterisk": {"manager": {"users": users}},
+            "ami": {"port": int(env["PBX_AMI_PORT"]), "secret_file": str(_ami_secret(env, "confgend"))},
+            "asterisk": {
+                "manager": {"port": int(env["PBX_AMI_PORT"]), "users": users},
+                "pjsip": {
+                    "transports": {proto: f"127.0.0.1:{env['PBX_SIP_PORT']}" for proto in ("udp", "tcp")}
+                },
+                "agid": {"host": "127.0.0.1", "port": int(env["PBX_AGID_PORT"])},
+                "rtp": {"start": int(env["PBX_RTP_START"]), "end": int(env["PBX_RTP_END"])},
+            },
         },
     )
     return ["--config", str(config_dir / "config.yml")]
@@ -93,7 +107,7 @@ def _ctid(config_dir: Path, env: dict[str, str]) -> list[str]:
     _write_yaml(
         config_dir / "config.yml",
         {
-            "ami": {"secret_file": str(_ami_secret(env, "ctid"))},
+            "ami": {"port": int(env["PBX_AMI_PORT"]), "secret_file": str(_ami_secret(env, "ctid"))},
             "cti": {"host": "127.0.0.1", "port": int(env["PBX_CTI_PORT"])},
             "db": {"dsn_file": str(Path(env["PBX_SECRETS_DIR"]) / "pbx_ctid.dsn")},
             "bus": {"url": env["PBX_AMQP_URL"]},
@@ -104,10 +118,22 @@ def _ctid(config_dir: Path, env: dict[str, str]) -> list[str]:
 
 DAEMONS: tuple[Daemon, ...] = (
     Daemon("pbx-event-relay", _relay),
-    Daemon("agid", _agid),
-    Daemon("confgend", _confgend),
-    Daemon("ctid", _ctid, module="ctid.main"),
+    Daemon("agid", _agid, port_key="PBX_AGID_PORT"),
+    Daemon("confgend", _confgend, port_key="PBX_CONFGEND_PORT"),
+    Daemon("ctid", _ctid, module="ctid.main", port_key="PBX_CTI_PORT"),
 )
+
+
+def asterisk(run_dir: Path, env: dict[str, str], *, detached: bool = False) -> AsteriskServer:
+    """The PBX's Asterisk: configuration from the confgend above, SIP/AMI/RTP ports from ``env``."""
+    return AsteriskServer(
+        run_dir / "asterisk",
+        confgend_port=int(env["PBX_CONFGEND_PORT"]),
+        ami_port=int(env["PBX_AMI_PORT"]),
+        sip_port=int(env["PBX_SIP_PORT"]),
+        rtp_range=(int(env["PBX_RTP_START"]), int(env["PBX_RTP_END"])),
+        detached=detached,
+    )
 
 
 def _write_yaml(path: Path, data: dict) -> None:
@@ -120,6 +146,11 @@ def pid_file(run_dir: Path, daemon: Daemon) -> Path:
     return run_dir / "daemons" / f"{daemon.name}.pid"
 
 
+def log_file(run_dir: Path, daemon: Daemon | str) -> Path:
+    name = daemon if isinstance(daemon, str) else daemon.name
+    return run_dir / "daemons" / f"{name}.log"
+
+
 def running_pid(run_dir: Path, daemon: Daemon) -> int | None:
     try:
         pid = int(pid_file(run_dir, daemon).read_text())
@@ -129,7 +160,8 @@ def running_pid(run_dir: Path, daemon: Daemon) -> int | None:
     return pid
 
 
-def start(run_dir: Path, daemon: Daemon, env: dict[str, str]) -> str:
+def start(run_dir: Path, daemon: Daemon, env: dict[str, str], timeout: float = 20.0) -> str:
+    """Start ``daemon`` detached; wait until it listens on its port (or 1 s for one without a port)."""
     executable = Path(daemon.command[0])
     if not executable.exists():
         return f"skipped ({executable} is not installed)"
@@ -137,7 +169,7 @@ def start(run_dir: Path, daemon: Daemon, env: dict[str, str]) -> str:
         return f"already running (pid {pid})"
     config_dir = run_dir / "daemons" / daemon.name
     argv = [*daemon.command, *daemon.configure(config_dir, env)]
-    log = run_dir / "daemons" / f"{daemon.name}.log"
+    log = log_file(run_dir, daemon)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
@@ -147,12 +179,21 @@ def start(run_dir: Path, daemon: Daemon, env: dict[str, str]) -> str:
             start_new_session=True,
             env=os.environ | env,
         )
-    time.sleep(1.0)  # a daemon that dies on a bad config does so at once
-    if proc.poll() is not None:
-        tail = log.read_text(errors="replace").splitlines()[-5:]
-        raise RuntimeError(f"{daemon.name} exited with {proc.returncode}: " + " | ".join(tail))
     pid_file(run_dir, daemon).write_text(f"{proc.pid}\n")
-    return f"started (pid {proc.pid}, log {log})"
+    deadline = time.monotonic() + (timeout if daemon.port_key else 1.0)
+    port = int(env[daemon.port_key]) if daemon.port_key else 0
+    while proc.poll() is None and time.monotonic() < deadline:
+        if port and not port_is_free(port):  # it listens (checked without connecting: no noise in its log)
+            return f"started (pid {proc.pid}, log {log})"
+        time.sleep(0.05)
+    if proc.poll() is None and not port:  # a daemon that dies on a bad config does so at once
+        return f"started (pid {proc.pid}, log {log})"
+    code = proc.poll()
+    stop(run_dir, daemon)
+    tail = " | ".join(log.read_text(errors="replace").splitlines()[-8:])
+    if code is None:
+        raise RuntimeError(f"{daemon.name} does not listen on 127.0.0.1:{port} after {timeout:g} s: {tail}")
+    raise RuntimeError(f"{daemon.name} exited with {code}: {tail}")
 
 
 def stop(run_dir: Path, daemon: Daemon, timeout: float = 10.0) -> str:

@@ -27,8 +27,8 @@ def _listen_range() -> tuple[int, int]:
     return low, high
 
 
-def free_port(host: str = LOOPBACK) -> int:
-    """Return a TCP port that is free on ``host`` now and was not handed out before in this process.
+def free_port(host: str = LOOPBACK, *, udp: bool = False) -> int:
+    """Return a TCP port (also free in UDP if ``udp``) free on ``host`` now and not handed out before.
 
     The port is only probed, not reserved: start the server soon after. Ports already returned
     are skipped so that several servers of one test session never race for the same port. Ports
@@ -37,10 +37,33 @@ def free_port(host: str = LOOPBACK) -> int:
     low, high = _listen_range()
     for _ in range(200):
         port = random.randint(low, high)
-        if port not in _handed_out and port_is_free(port, host):
+        if port not in _handed_out and port_is_free(port, host) and (not udp or udp_port_is_free(port, host)):
             _handed_out.add(port)
             return port
     raise RuntimeError(f"no free TCP port found in {low}-{high}")
+
+
+def free_udp_range(count: int, host: str = LOOPBACK) -> int:
+    """The first (even) port of ``count`` consecutive UDP ports free on ``host`` (an RTP range); like
+    free_port, none of them was handed out before in this process."""
+    low, high = _listen_range()
+    for _ in range(200):
+        start = random.randint(low, high - count) & ~1
+        block = range(start, start + count)
+        if not _handed_out.intersection(block) and all(udp_port_is_free(p, host) for p in block):
+            _handed_out.update(block)
+            return start
+    raise RuntimeError(f"no {count} consecutive free UDP ports found in {low}-{high}")
+
+
+def udp_port_is_free(port: int, host: str = LOOPBACK) -> bool:
+    """True if no socket is bound to UDP ``host:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def port_is_free(port: int, host: str = LOOPBACK) -> bool:

@@ -3,7 +3,10 @@
 A private PostgreSQL cluster (``run/postgres``) and RabbitMQ node (``run/rabbitmq``) on fixed loopback
 ports, detached so that ``up`` returns, with data kept across down/up. ``up`` runs the steps in
 ``UP_STEPS`` in order; the database steps call ``pbx-admin`` from ``.venv/bin`` when it is installed
-and are skipped otherwise. ``run/stack.env`` gets the DSNs and URLs (``. run/stack.env``).
+and are skipped otherwise. ``run/stack.env`` gets the DSNs and URLs (``. run/stack.env``). Last, our
+Asterisk (``run/asterisk``, harness.asterisk) with its configuration from the stack's confgend: SIP on
+``127.0.0.1:5060`` (udp and tcp), AMI on 5038, RTP from 10000, so that a softphone on this machine can
+register a demo line (``run/secrets/demo-credentials.csv``) and call.
 """
 
 from __future__ import annotations
@@ -20,24 +23,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from harness import daemons
+from harness.asterisk import AsteriskServer
+from harness.pbxconf import Ports, service_env
 from harness.ports import LOOPBACK, accepts
-from harness.postgres import PostgresServer
+from harness.postgres import DURABLE_SETTINGS, PostgresServer
 from harness.procs import ServerError
 from harness.rabbitmq import RabbitMQServer
 
 REPO = Path(__file__).resolve().parents[2]
 WRITER_ROLE = "pbx_writer"
 
-
-@dataclass
-class Ports:
-    postgres: int = 5433
-    amqp: int = 5673
-    rabbitmq_dist: int = 25673
-    epmd: int = 4370
-    agid: int = 4573
-    confgend: int = 8669
-    cti: int = 5003
+__all__ = ["Ports", "Stack", "main"]
 
 
 @dataclass
@@ -64,7 +60,10 @@ class Stack:
         return self.run_dir / "stack.json"
 
     def postgres(self) -> PostgresServer:
-        return PostgresServer(self.run_dir / "postgres", self.ports.postgres, detached=True)
+        # The stack's data are kept: fsync on (the tests' clusters trade it for speed).
+        return PostgresServer(
+            self.run_dir / "postgres", self.ports.postgres, settings=DURABLE_SETTINGS, detached=True
+        )
 
     def rabbitmq(self) -> RabbitMQServer:
         return RabbitMQServer(
@@ -75,6 +74,9 @@ class Stack:
             detached=True,
         )
 
+    def asterisk(self) -> AsteriskServer:
+        return daemons.asterisk(self.run_dir, service_env(self.ports, self.secrets_dir, ""), detached=True)
+
     def environment(self) -> dict[str, str]:
         """What run/stack.env holds, and what the pbx-admin steps get in their environment."""
         amqp_url = self.rabbitmq().url
@@ -84,12 +86,8 @@ class Stack:
             "PBX_PG_PORT": str(self.ports.postgres),
             "PBX_PG_SUPERUSER_DSN": self.postgres().superuser_dsn("postgres"),
             "PBX_AMQP_URL": amqp_url,
-            "PBX_SECRETS_DIR": str(self.secrets_dir),
             "PBX_ADMIN_BUS_URL": amqp_url,
-            "PBX_AGID_PORT": str(self.ports.agid),
-            "PBX_CONFGEND_PORT": str(self.ports.confgend),
-            "PBX_CONFGEN_PORT": str(self.ports.confgend),  # what the pbx-confgen client reads
-            "PBX_CTI_PORT": str(self.ports.cti),
+            **service_env(self.ports, self.secrets_dir, amqp_url),
         }
         writer_dsn = self.secrets_dir / f"{WRITER_ROLE}.dsn"
         if writer_dsn.exists():
@@ -120,6 +118,7 @@ def start_rabbitmq(stack: Stack) -> str:
 
 def write_env(stack: Stack) -> str:
     lines = [f"{key}={shlex.quote(value)}" for key, value in stack.environment().items()]
+    lines.append(f'PATH={shlex.quote(str(stack.pbx_admin.parent))}:"$PATH"')  # pbx-admin & co. (.venv/bin)
     header = "# written by `python -m harness.stack up`; use: set -a; . run/stack.env; set +a\n"
     _write_private(stack.env_file, header + "\n".join(lines) + "\n")
     return str(stack.env_file)
@@ -163,6 +162,22 @@ def start_daemons(stack: Stack) -> str:
         raise StepError(str(exc)) from None
 
 
+def start_asterisk(stack: Stack) -> str:
+    """Hook: our Asterisk, skipped (and said how to get it) when there is none to run."""
+    server = stack.asterisk()
+    try:
+        install = server.install
+    except ServerError as exc:
+        return f"skipped ({exc})"
+    state = "already running" if server.running else "started"
+    server.start()
+    return (
+        f"{state} ({install.origin}): SIP {LOOPBACK}:{stack.ports.sip} udp+tcp, "
+        f"AMI {LOOPBACK}:{server.ami_port}, RTP {stack.ports.rtp_start}-{stack.ports.rtp_end}, "
+        f"log {server.log_dir}"
+    )
+
+
 UP_STEPS: list[tuple[str, Callable[[Stack], str]]] = [
     ("postgres", start_postgres),
     ("rabbitmq", start_rabbitmq),
@@ -171,6 +186,7 @@ UP_STEPS: list[tuple[str, Callable[[Stack], str]]] = [
     ("demo data", load_demo),
     ("stack.env (with role DSNs)", write_env),
     ("daemons", start_daemons),
+    ("asterisk", start_asterisk),
 ]
 
 
@@ -232,6 +248,11 @@ def up(stack: Stack) -> int:
 
 def down(stack: Stack) -> int:
     stack.ports = _load_ports(stack) or stack.ports
+    asterisk = stack.asterisk()
+    started, running = time.monotonic(), asterisk.running
+    print("asterisk ...", end=" ", flush=True)
+    asterisk.stop()
+    print(f"{'stopped' if running else 'was not running'} ({time.monotonic() - started:.1f}s)")
     for daemon in daemons.DAEMONS:
         print(f"{daemon.name} ... {daemons.stop(stack.run_dir, daemon)}")
     for name, server in (("rabbitmq", stack.rabbitmq()), ("postgres", stack.postgres())):
@@ -257,6 +278,13 @@ def status(stack: Stack) -> int:
     for daemon in daemons.DAEMONS:
         pid = daemons.running_pid(stack.run_dir, daemon)
         print(f"{daemon.name:<9} {f'running (pid {pid})' if pid else 'stopped'}")
+    ast = stack.asterisk()
+    state = f"running (pid {ast.pid})" if ast.pid else "stopped"
+    listening = "accepting" if ast.ami_answers() else "not listening"
+    print(
+        f"{'asterisk':<9} {state:<22} {LOOPBACK}:{ast.ami_port} {listening:<13} "
+        f"AMI; SIP {LOOPBACK}:{ast.sip_port}, RTP {ast.rtp_range[0]}-{ast.rtp_range[1]}, log {ast.log_dir}"
+    )
     print(f"env       {stack.env_file if stack.env_file.exists() else '(none yet)'}")
     return 0
 
@@ -270,7 +298,7 @@ def _load_ports(stack: Stack) -> Ports | None:
 
 
 def _anything_running(stack: Stack) -> bool:
-    return stack.postgres().running or stack.rabbitmq().running
+    return stack.postgres().running or stack.rabbitmq().running or stack.asterisk().running
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -289,6 +317,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--agid-port", type=int, default=defaults.agid)
     parser.add_argument("--confgend-port", type=int, default=defaults.confgend)
     parser.add_argument("--cti-port", type=int, default=defaults.cti)
+    parser.add_argument("--sip-port", type=int, default=defaults.sip, help="Asterisk's SIP, udp and tcp")
+    parser.add_argument("--ami-port", type=int, default=defaults.ami)
+    parser.add_argument(
+        "--rtp-start", type=int, default=defaults.rtp_start, help="first of Asterisk's RTP ports"
+    )
     parser.add_argument("--demo-users", type=int, default=20, help="users made by the demo step")
     parser.add_argument("--no-demo", action="store_true", help="do not load demo data")
     args = parser.parse_args(argv)
@@ -302,6 +335,9 @@ def main(argv: list[str] | None = None) -> int:
             args.agid_port,
             args.confgend_port,
             args.cti_port,
+            args.sip_port,
+            args.ami_port,
+            args.rtp_start,
         ),
         demo_users=args.demo_users,
         demo=not args.no_demo,
