@@ -81,6 +81,7 @@ def _demo(ctx: Context, args: argparse.Namespace) -> int:
             raise CommandError(
                 f"demo data already exist in this database ({', '.join(found)}); the demo runs once"
             )
+        conn.rollback()  # end the check's read: the demo's transaction below is then the top one, committed
         handle = importing.open_private(args.credentials, exclusive=True) if args.users else None
         try:
             with conn.transaction():

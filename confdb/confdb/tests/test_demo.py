@@ -134,3 +134,14 @@ def test_cli_writes_private_credentials_and_refuses_a_second_run(pbx_db, tmp_pat
     assert main([*base, *args, "--credentials", str(tmp_path / "again.csv")]) == 1
     assert "demo data already exist" in capsys.readouterr().err
     assert not (tmp_path / "again.csv").exists()
+
+
+def test_cli_demo_publishes_its_events_at_once(pbx_db, rabbitmq, tmp_path: Path, monkeypatch, capsys) -> None:
+    """A small demo with the bus set: committed, then its events published (no "outside any transaction")."""
+    monkeypatch.setenv("PBX_ADMIN_BUS_URL", rabbitmq.url)
+    base = ["--config", str(tmp_path / "absent.yml"), "--dsn", pbx_db.dsn()]
+    args = ["demo", "--users", "3", "--phonebook", "3", "--seed", "1", "--cti-users", "0", "--no-progress"]
+    assert main([*base, *args, "--credentials", str(tmp_path / "demo.csv")]) == 0
+    assert "outbox" not in capsys.readouterr().err
+    with psycopg.connect(pbx_db.dsn()) as conn:
+        assert conn.execute("SELECT count(*) FROM outbox WHERE published_at IS NULL").fetchone() == (0,)
