@@ -2,19 +2,21 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from twisted.internet.defer import Deferred, DeferredList, maybeDeferred
+from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
 
+from confdb.busconsumer import BusConsumer
 from ctid.ami.client import AMIClient
 from ctid.ami.service import AMIService
-from ctid.bus import BusConsumer
 from ctid.config import Config
 from ctid.cti.factory import listen
 from ctid.cti.passwords import PasswordChecker
 from ctid.cti.server import CTIServer
-from ctid.db import Database, DirectorySync
+from ctid.db import CONFIG_BINDINGS, Database, DirectorySync
 from ctid.directory import Directory
 from ctid.resync import AMIStateSync
 from ctid.state.tracker import CallTracker
@@ -66,9 +68,12 @@ class Ctid:
             self.bus = BusConsumer(
                 config.bus.url or "",
                 ds.config_event,
-                ds.request_full,
+                ds.request_full,  # at each (re)connection: events of the outage were not kept for us
+                bindings=CONFIG_BINDINGS,
                 exchange=config.bus.exchange,
-                call_in_reactor=reactor.callFromThread,
+                dispatch=reactor.callFromThread,
+                log=logging.getLogger("ctid.bus"),
+                name="ctid bus",
                 timeout=config.bus.timeout,
             )
         self.port: Any = None
@@ -109,8 +114,8 @@ class Ctid:
         self.hub.stop()
         if self.directory_sync is not None:
             self.directory_sync.stop()
-        if self.bus is not None:
-            self.bus.stop()
+        if self.bus is not None:  # its thread may be in a connection attempt: waited for in a thread
+            waits.append(deferToThreadPool(self.reactor, self.reactor.getThreadPool(), self.bus.stop))
         if self.db is not None:
             self.db.stop()
         self.passwords.stop()

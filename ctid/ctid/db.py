@@ -84,6 +84,10 @@ def _load_all(conn: Any) -> tuple[list[User], list[Agent]]:
     return users, agents
 
 
+CONFIG_BINDINGS = ("user.*", "line.*", "user_line.*", "agent.*", "queue.*", "queue_member.*")
+"""The config events `DirectorySync.config_event` acts on (routing keys on the bus)."""
+
+
 class DirectorySync:
     def __init__(
         self,

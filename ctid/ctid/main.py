@@ -15,8 +15,9 @@ Configuration: built-in defaults, then CONFIG (default /etc/ctid/config.yml), th
 <its folder>/conf.d/*.yml
 in order, then the options below; later layers win. Sections and keys (see docs/ctid.md):
   ami:  host, port, username, secret | secret_file, events, action_timeout, ping_interval, backoff_*, ...
-  cti:  host (127.0.0.1), port (5003), tls_cert, tls_key, max_message_bytes, max_output_bytes, max_clients,
-        login_timeout, login_max_failures, login_window, dial_context, dial_timeout, ...
+  cti:  host (127.0.0.1), port (5003), backlog (1024), tls_cert, tls_key, max_message_bytes,
+        max_output_bytes, max_clients, login_timeout, login_max_failures, login_window,
+        login_account_failures (5), login_account_max_delay (60), dial_context, dial_timeout, ...
   db:   dsn | dsn_file (/etc/pbx/secrets/pbx_ctid.dsn), pool_size, statement_timeout_ms, connect_timeout
   bus:  url | url_file (/etc/ctid/bus.url), exchange (pbx.config), timeout
   log:  level (debug, info, warn, error)
@@ -73,11 +74,16 @@ def main(argv: list[str] | None = None) -> int:
         textFileLogObserver,
     )
 
+    from confdb.busconsumer import quiet_pika
     from ctid.daemon import Ctid
+    from ctid.logbridge import route_stdlib
 
     level = LogLevel.levelWithName(config.log_level)
     observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(level)])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
+    route_stdlib(config.log_level, reactor.callFromThread)  # the bus consumer logs through logging
+    if config.log_level != "debug":
+        quiet_pika()  # its ERROR lines with tracebacks for every refused connection: ours say it in one
     daemon = Ctid(config, reactor)
 
     def stop(*_: Any) -> None:

@@ -154,8 +154,8 @@ class CTIHarness(unittest.TestCase):
         conn.reply(msg, start, *events, done)
 
     @inlineCallbacks
-    def client(self, login: str | None = None, topics=None):
-        c = yield connect(self.port, tls=self.client_tls)
+    def client(self, login: str | None = None, topics=None, source: str | None = None):
+        c = yield connect(self.port, tls=self.client_tls, source=source)
         self.addCleanup(lambda: c.transport.abortConnection() if c.transport.connected else None)
         welcome = yield c.wait_for(lambda m: m["class"] == "welcome")
         assert welcome["version"] == 1

@@ -1,13 +1,11 @@
-"""ctid's read model against a real, migrated PBX database (role pbx_ctid), and config events on the bus."""
+"""ctid's read model against a real, migrated PBX database (role pbx_ctid); the bus is in test_bus.py."""
 
 from __future__ import annotations
 
-import json
 import queue
 import time
 from typing import Any
 
-import pika
 import psycopg
 from twisted.internet.defer import Deferred, fail, succeed
 from twisted.internet.task import Clock
@@ -15,7 +13,6 @@ from twisted.internet.task import Clock
 from confdb import passwords
 from confdb.read import ctid as queries
 from confdb.writer import agents, lines, queues, users
-from ctid.bus import BusConsumer
 from ctid.db import Database, DirectorySync
 from ctid.directory import Directory
 
@@ -153,30 +150,3 @@ def test_database_runs_queries_in_its_pool_with_a_statement_timeout(pbx_db) -> N
         assert isinstance(results[1].value, psycopg.errors.QueryCanceled)
     finally:
         db.stop()
-
-
-def test_bus_consumer_delivers_config_events(rabbitmq) -> None:
-    got: queue.Queue = queue.Queue()
-    exchange = f"pbx.config.ctid-test-{time.monotonic_ns()}"
-    consumer = BusConsumer(
-        rabbitmq.url,
-        lambda key, payload: ("event", key, payload),
-        lambda: ("connected",),
-        exchange=exchange,
-        call_in_reactor=lambda f, *a: got.put(f(*a)),
-    )
-    consumer.start()
-    try:
-        assert got.get(timeout=20) == ("connected",)
-        conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
-        ch = conn.channel()
-        ch.basic_publish(exchange, "user.updated", json.dumps({"version": 1, "data": {"id": 7}}).encode())
-        ch.basic_publish(exchange, "user.updated", b"not json")
-        ch.basic_publish(exchange, "trunk.updated", b"{}")  # not bound
-        ch.basic_publish(exchange, "line.deleted", json.dumps({"data": {"id": 3, "name": "x"}}).encode())
-        conn.close()
-        assert got.get(timeout=10) == ("event", "user.updated", {"version": 1, "data": {"id": 7}})
-        assert got.get(timeout=10) == ("event", "line.deleted", {"data": {"id": 3, "name": "x"}})
-        assert consumer.rejected == 1
-    finally:
-        consumer.stop()

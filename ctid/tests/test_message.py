@@ -70,3 +70,12 @@ def test_config_error_hides_the_secret() -> None:
     with pytest.raises(AMIConfigError) as info:
         AMIConfig(username="ctid", secret="bad\nsecret")
     assert "bad" not in str(info.value)
+
+
+def test_encode_refuses_what_is_not_text_and_gives_back_asterisks_bytes() -> None:
+    with pytest.raises(AMIEncodeError, match=r"'Reason'.*lone surrogate"):
+        encode_message([("Action", "QueuePause"), ("Reason", "lunch \ud800")])
+    with pytest.raises(AMIEncodeError, match="'Variable'"):
+        encode_message([("Action", "Originate"), ("Variable", ["A=1", "B=\udfff"])])
+    # U+DC80..U+DCFF: a byte the parser kept from Asterisk, written back as that byte
+    assert encode_message({"Channel": "Jos\udce9"}) == b"Channel: Jos\xe9\r\n\r\n"

@@ -69,7 +69,8 @@ def encode_message(headers: Mapping[str, HeaderValue] | Iterable[tuple[str, Head
     """Encode headers as one AMI message (``Name: value`` CRLF lines, then an empty line).
 
     A value that is a list or tuple repeats the header once per item. Names and values are validated so
-    that no value can end the message or inject a header; `AMIEncodeError` otherwise.
+    that no value can end the message or inject a header, and every one can be written; `AMIEncodeError`
+    otherwise.
     """
     items = headers.items() if isinstance(headers, Mapping) else headers
     lines: list[str] = []
@@ -89,4 +90,10 @@ def encode_message(headers: Mapping[str, HeaderValue] | Iterable[tuple[str, Head
     if not lines:
         raise AMIEncodeError("an AMI message needs at least one header")
     lines.append("\r\n")
-    return "".join(lines).encode("utf-8", "surrogateescape")
+    text = "".join(lines)
+    try:
+        # U+DC80..U+DCFF are the bytes the parser kept from Asterisk (not UTF-8): they go back unchanged.
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError as exc:  # any other surrogate is no text at all
+        name = text[: exc.start].rsplit("\r\n", 1)[-1].split(":", 1)[0]
+        raise AMIEncodeError(f"AMI header {name!r}: holds a lone surrogate, which is not text") from None

@@ -53,6 +53,8 @@ class Backoff:
 
 
 class _Factory(ClientFactory):
+    noisy = False  # no "Starting factory" line at each attempt: the service logs the attempts itself
+
     def __init__(self, service: AMIService) -> None:
         self.service = service
 

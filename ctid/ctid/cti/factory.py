@@ -18,13 +18,13 @@ class CTIFactory(ServerFactory):
 
 
 def listen(reactor: Any, hub: CTIServer) -> Any:
-    """Start listening on ``hub.config.host:port``; returns the IListeningPort."""
+    """Start listening on ``hub.config.host:port`` with ``backlog``; returns the IListeningPort."""
     cfg = hub.config
     factory = CTIFactory(hub)
     if cfg.tls_cert and cfg.tls_key:
         options = tls_options(cfg.tls_cert, cfg.tls_key)
-        return reactor.listenSSL(cfg.port, factory, options, interface=cfg.host)
-    return reactor.listenTCP(cfg.port, factory, interface=cfg.host)
+        return reactor.listenSSL(cfg.port, factory, options, backlog=cfg.backlog, interface=cfg.host)
+    return reactor.listenTCP(cfg.port, factory, backlog=cfg.backlog, interface=cfg.host)
 
 
 def tls_options(cert_file: str, key_file: str) -> Any:

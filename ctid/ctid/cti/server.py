@@ -17,7 +17,7 @@ from twisted.logger import Logger
 
 from ctid.ami.errors import AMINotConnectedError, AsteriskNotReadyError
 from ctid.cti.protocol import CTIProtocol
-from ctid.cti.ratelimit import LoginRateLimiter
+from ctid.cti.ratelimit import AccountBackoff, LoginRateLimiter
 from ctid.cti.session import CTISession, encode
 from ctid.directory import Directory, User, phone_status
 from ctid.state.model import Call, line_of_device
@@ -31,6 +31,8 @@ _MAX_ORIGINATES = 10000
 class CTIConfig:
     host: str = "127.0.0.1"
     port: int = 5003
+    backlog: int = 1024
+    """Connections the kernel holds until ctid accepts them (capped by net.core.somaxconn)."""
     tls_cert: str | None = None
     tls_key: str | None = None
     max_message_bytes: int = 65536
@@ -40,6 +42,9 @@ class CTIConfig:
     max_errors: int = 20
     login_max_failures: int = 5
     login_window: float = 60.0
+    login_account_failures: int = 5
+    """Attempts for one account that did not succeed before each further one waits (1 s, doubling)."""
+    login_account_max_delay: float = 60.0
     password_threads: int = 2
     password_max_waiting: int = 64
     dial_context: str = "internal"
@@ -72,6 +77,12 @@ class CTIServer:
         self.asterisk_ready = asterisk_ready
         """False while Asterisk boots (before FullyBooted) or stops (after Shutdown)."""
         self.limiter = LoginRateLimiter(config.login_max_failures, config.login_window, now=clock.seconds)
+        self.accounts = AccountBackoff(
+            config.login_account_failures,
+            config.login_account_max_delay,
+            config.login_window,
+            now=clock.seconds,
+        )
         self.sessions: set[CTISession] = set()
         self.presence_subs: set[CTISession] = set()
         self.queue_subs: set[CTISession] = set()

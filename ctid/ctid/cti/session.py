@@ -7,6 +7,7 @@ commands act only on the logged-in user's own line, calls and queue memberships.
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -23,7 +24,7 @@ from ctid.ami.errors import (
     AMITimeoutError,
     AsteriskNotReadyError,
 )
-from ctid.cti import PROTOCOL_VERSION
+from ctid.cti import PROTOCOL_VERSION, text
 from ctid.cti.passwords import PasswordCheckBusy
 from ctid.cti.validator import SchemaError, load, validate
 from ctid.directory import User
@@ -37,7 +38,11 @@ _OPEN = {"login", "ping"}
 
 
 def encode(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode() + b"\n"
+    data = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return data.encode() + b"\n"
+    except UnicodeEncodeError:  # bytes from Asterisk that were not UTF-8 (a Latin-1 caller name)
+        return text.scrub(data).encode() + b"\n"
 
 
 class CTISession:
@@ -60,9 +65,9 @@ class CTISession:
 
     def line_received(self, line: bytes) -> None:
         try:
-            msg = json.loads(line)
-        except (ValueError, UnicodeDecodeError, RecursionError) as exc:
-            self.error(None, None, "malformed", f"not a JSON value: {str(exc)[:200]}")
+            msg = text.parse(line)
+        except text.Malformed as exc:
+            self.error(None, None, "malformed", str(exc))
             return
         if not isinstance(msg, dict):
             self.error(None, None, "malformed", "a message must be a JSON object")
@@ -71,6 +76,16 @@ class CTISession:
         if not (rid is None or (isinstance(rid, str) and len(rid) <= 64) or type(rid) is int):
             rid = None
         cls = msg.get("class")
+        where = text.lone_surrogate(line, msg)
+        if where is not None:  # no value that cannot be written as UTF-8 goes any further
+            known = isinstance(cls, str) and load("client", cls) is not None
+            self.error(
+                rid if not isinstance(rid, str) or text.is_text(rid) else None,
+                cls if known else None,
+                "malformed",
+                f"{where[:100]}: a lone surrogate (\\ud800-\\udfff escape without its pair) is not text",
+            )
+            return
         schema = load("client", cls) if isinstance(cls, str) else None
         if schema is None:
             shown = cls if isinstance(cls, str) and len(cls) <= 40 else None
@@ -162,18 +177,22 @@ class CTISession:
                 "unsupported_version",
                 f"this server speaks version {PROTOCOL_VERSION}, not {version}",
             )
-        wait = self.hub.limiter.retry_after(self.peer)
-        if wait > 0:
-            return self.error(
-                rid,
-                "login",
-                "rate_limited",
-                f"too many failed logins; retry in {wait:.0f} s",
-                retry_after=round(wait, 1),
-            )
         login = msg["login"]
+        for wait, whose in (
+            (self.hub.limiter.retry_after(self.peer), "from this address"),
+            (self.hub.accounts.retry_after(login, self.peer), "for this account"),
+        ):
+            if wait > 0:
+                return self.error(
+                    rid,
+                    "login",
+                    "rate_limited",
+                    f"too many failed logins {whose}; retry in {math.ceil(wait)} s",
+                    retry_after=math.ceil(wait * 10) / 10,
+                )
         user = self.hub.directory.by_login.get(login)
         encoded = user.cti_password_hash if user is not None and user.enabled else None
+        self.hub.accounts.attempted(login)
         self._logging_in = True
 
         def checked(ok: bool) -> None:
@@ -187,6 +206,7 @@ class CTISession:
                 self.error(rid, "login", "login_failed", "wrong login or password")
                 return
             self.hub.limiter.succeeded(self.peer)
+            self.hub.accounts.succeeded(login, self.peer)
             self.user = current
             if self._login_timer is not None and self._login_timer.active():
                 self._login_timer.cancel()
@@ -380,8 +400,8 @@ class CTISession:
             elif isinstance(exc, AMITimeoutError):
                 self.error(rid, request, "ami_unavailable", "Asterisk did not answer in time")
             elif isinstance(exc, AMIActionError):
-                text = exc.response.get("Message", "refused") if hasattr(exc, "response") else str(exc)
-                self.error(rid, request, "ami_error", f"Asterisk refused: {text}"[:300])
+                reason = exc.response.get("Message", "refused") if hasattr(exc, "response") else str(exc)
+                self.error(rid, request, "ami_error", f"Asterisk refused: {reason}"[:300])
             else:
                 log.failure("CTI: {request} failed", failure, request=request)
                 self.error(rid, request, "ami_error", "the request failed")

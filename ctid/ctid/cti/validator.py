@@ -126,18 +126,24 @@ def _pattern(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
 
-@cache
 def load(direction: str, name: str) -> dict[str, Any] | None:
-    """The schema of message class ``name`` sent by ``direction`` (``client`` or ``server``), or None."""
-    if not re.fullmatch(r"[a-z_]{1,40}", name):
-        return None
-    path = SCHEMA_DIR / direction / f"{name}.json"
-    if not path.is_file():
-        return None
-    schema = json.loads(path.read_text(encoding="utf-8"))
-    check_schema(schema)
-    return schema
+    """The schema of message class ``name`` sent by ``direction`` (``client`` or ``server``), or None.
+
+    ``name`` comes from clients: only known names reach the cache, so an unknown one is never kept."""
+    return _load(direction, name) if name in _names(direction) else None
 
 
 def names(direction: str) -> list[str]:
-    return sorted(p.stem for p in (SCHEMA_DIR / direction).glob("*.json"))
+    return sorted(_names(direction))
+
+
+@cache
+def _names(direction: str) -> frozenset[str]:
+    return frozenset(p.stem for p in (SCHEMA_DIR / direction).glob("*.json"))
+
+
+@cache
+def _load(direction: str, name: str) -> dict[str, Any]:
+    schema = json.loads((SCHEMA_DIR / direction / f"{name}.json").read_text(encoding="utf-8"))
+    check_schema(schema)
+    return schema

@@ -91,12 +91,16 @@ class _Factory(ClientFactory):
         self.client.connected_d.errback(reason)
 
 
-def connect(port: int, host: str = "127.0.0.1", reactor: Any = None, tls: Any = None) -> Deferred:
-    """Fires with a connected `CTITestClient`; ``tls``: client TLS options (``ssl.optionsForClientTLS``)."""
+def connect(
+    port: int, host: str = "127.0.0.1", reactor: Any = None, tls: Any = None, source: str | None = None
+) -> Deferred:
+    """Fires with a connected `CTITestClient`; ``tls``: client TLS options (``ssl.optionsForClientTLS``);
+    ``source``: the local address to connect from (127.0.0.2, ... are loopback too on Linux)."""
     reactor = reactor or global_reactor
     client = CTITestClient(reactor)
+    bind = None if source is None else (source, 0)
     if tls is None:
-        reactor.connectTCP(host, port, _Factory(client))
+        reactor.connectTCP(host, port, _Factory(client), bindAddress=bind)
     else:
-        reactor.connectSSL(host, port, _Factory(client), tls)
+        reactor.connectSSL(host, port, _Factory(client), tls, bindAddress=bind)
     return client.connected_d
