@@ -41,8 +41,9 @@ def _read(path: Path) -> Mapping[str, Any]:
 
 
 def load(config_file: Path, defaults: Mapping[str, Any]) -> dict[str, Any]:
-    """Merge `defaults`, `config_file` (if present) and `<its folder>/conf.d/*.yml` (sorted)."""
-    result = dict(defaults)
+    """Merge `defaults`, `config_file` (if present) and `<its folder>/conf.d/*.yml` (sorted). The result is
+    the caller's: a copy, so that changing it never changes `defaults`."""
+    result = copy.deepcopy(dict(defaults))
     if config_file.exists():
         result = merge(result, _read(config_file))
     conf_d = config_file.parent / "conf.d"

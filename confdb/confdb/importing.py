@@ -1,8 +1,11 @@
 """CSV import of users and phonebook entries (`pbx-admin import users|phonebook FILE.csv`).
 
 Files are UTF-8 (a BOM is fine) with a header row; the delimiter is ',' unless the header has ';' or a
-tab and no ','. Unknown columns are refused before anything is written; an empty cell means "not given".
-Row N is line N of the file (the header is line 1). Columns named row, field and reason are ignored, so
+tab and no ','. Refused as a whole, before anything is written, naming the line: a file that is not
+UTF-8, a quote that does not close on its line (no cell holds a line break), unknown columns. An empty
+cell means "not given". Row N is line N of the file (the header is line 1); a row with more (not empty)
+or fewer cells than the header is refused. The credentials file never holds a cell a spreadsheet would
+run as a formula (spreadsheet_safe). Columns named row, field and reason are ignored, so
 a rejects file, once corrected, can be imported again.
 
 users: firstname (required), lastname, exten, context (default internal), language, callerid_name,
@@ -22,10 +25,11 @@ is refused, naming that row.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
@@ -73,7 +77,10 @@ _FIELD_COLUMNS = {
     "voicemail.pin": "voicemail_pin",
     "voicemail.language": "language",
 }
-_EXTRA = "\x00extra"  # DictReader's key for cells beyond the header
+_EXTRA = "\x00extra"  # a row's cells beyond the header, joined by ';'
+_SHORT = "\x00short"  # set in a row with fewer cells than the header: why it is refused
+# What a spreadsheet reads as a formula at the start of a cell (OWASP's CSV injection list).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
 class ImportFileError(ValueError):
@@ -108,23 +115,58 @@ class CsvFile:
     rows: list[tuple[int, dict[str, str]]]  # (row number, cells by column)
 
 
-def read_csv(source: Path | TextIO, columns: Sequence[str], required: Sequence[str] = ()) -> CsvFile:
-    """Parse and check the header (columns with an empty name are ignored); each row is refused later if it
-    has more cells than the header."""
+def _text(source: Path | TextIO) -> str:
+    """The file's text. Not UTF-8: refused as a whole, naming the line of the first bad byte."""
+    if not isinstance(source, Path):
+        return source.read().removeprefix("\ufeff")
     try:
-        text = source.read() if not isinstance(source, Path) else source.read_text(encoding="utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise ImportFileError(f"{source}: not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+        data = source.read_bytes().removeprefix(codecs.BOM_UTF8)
     except OSError as exc:
         raise ImportFileError(f"cannot read {source}: {exc.strerror}") from None
-    text = text.removeprefix("\ufeff")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        column = exc.start - data.rfind(b"\n", 0, exc.start)
+        raise ImportFileError(
+            f"{source}, line {line}: not UTF-8 text (byte {data[exc.start]:#04x} at byte {column} of the "
+            "line): save the file as UTF-8, or convert it, e.g. iconv -f WINDOWS-1252 -t UTF-8; "
+            "nothing was imported"
+        ) from None
+
+
+def _records(text: str, delimiter: str) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of each record. A record may not span lines: a cell holds no line break, so a
+    quote that does not close on its own line is an unclosed quote, and the file is refused there."""
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True)
+    start = 1
+    try:
+        for cells in reader:
+            if reader.line_num != start:
+                raise ImportFileError(
+                    f"line {start}: a quote opened on this line closes only on line {reader.line_num} "
+                    "(a cell cannot hold a line break): close it on its line; nothing was imported"
+                )
+            yield start, cells
+            start = reader.line_num + 1
+    except csv.Error as exc:
+        if "unexpected end of data" in str(exc):
+            raise ImportFileError(
+                f"line {start}: a quote opened on this line is never closed; nothing was imported"
+            ) from None
+        raise ImportFileError(f"line {reader.line_num}: {exc}; nothing was imported") from None
+
+
+def read_csv(source: Path | TextIO, columns: Sequence[str], required: Sequence[str] = ()) -> CsvFile:
+    """Parse and check the header (columns with an empty name are ignored); each row is refused later if it
+    has more cells than the header (unless they are empty) or fewer."""
+    text = _text(source)
     first = text.split("\n", 1)[0]
     delimiter = next((d for d in (";", "\t") if d in first and "," not in first), ",")
-    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter, restkey=_EXTRA, restval="")
-    header = [h.strip() for h in reader.fieldnames or []]
+    records = _records(text, delimiter)
+    header = [h.strip() for h in next(records, (1, []))[1]]
     if not header or not any(header):
         raise ImportFileError("the file is empty: a header row naming the columns is required")
-    reader.fieldnames = header
     unknown = [h for h in header if h and h not in columns and h not in IGNORED_COLUMNS]
     if unknown:
         raise ImportFileError(
@@ -136,14 +178,17 @@ def read_csv(source: Path | TextIO, columns: Sequence[str], required: Sequence[s
         raise ImportFileError(f"missing column {', '.join(map(repr, missing))}")
     if len(set(filter(None, header))) != len(list(filter(None, header))):
         raise ImportFileError("a column appears twice in the header")
+    named = max(i for i, h in enumerate(header) if h) + 1  # trailing unnamed columns may be left out
     rows = []
-    try:
-        for cells in reader:
-            rows.append(
-                (reader.line_num, {k: (v if isinstance(v, str) else ";".join(v)) for k, v in cells.items()})
-            )
-    except csv.Error as exc:
-        raise ImportFileError(f"line {reader.line_num}: {exc}") from None
+    for line, cells in records:
+        if not cells:
+            continue  # a blank line
+        row = dict(zip(header, cells, strict=False))
+        if len(cells) > len(header):
+            row[_EXTRA] = ";".join(cells[len(header) :])
+        elif len(cells) < named:
+            row[_SHORT] = f"has {len(cells)} cells, the header has {named} columns"
+        rows.append((line, row))
     return CsvFile(header, rows)
 
 
@@ -153,8 +198,11 @@ def _cell(row: Mapping[str, str], column: str) -> str | None:
 
 
 def _extra_cells(row: Mapping[str, str]) -> None:
+    """Refuse a row whose cells do not line up with the header: more (not empty) or fewer."""
     if row.get(_EXTRA, "").strip(";"):
         raise ValidationError("", "has more cells than the header has columns")
+    if _SHORT in row:
+        raise ValidationError("", row[_SHORT] + ": a cell or a delimiter is missing")
 
 
 def user_spec(row: Mapping[str, str]) -> users.UserSpec:
@@ -309,10 +357,17 @@ def open_private(path: Path, *, exclusive: bool) -> TextIO:
     return os.fdopen(fd, "w", encoding="utf-8", newline="")
 
 
+def spreadsheet_safe(value: str) -> str:
+    """`value` as a spreadsheet shows it, never as a formula: one starting like a formula gets a leading
+    single quote, which spreadsheets hide (OWASP, CSV injection). An extension +3312 shows as +3312."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
 def write_credentials(handle: TextIO, report: Report) -> None:
-    writer = csv.DictWriter(handle, CREDENTIAL_COLUMNS)
+    """The credentials file: every cell quoted, and none a formula when opened in a spreadsheet."""
+    writer = csv.DictWriter(handle, CREDENTIAL_COLUMNS, quoting=csv.QUOTE_ALL)
     writer.writeheader()
-    writer.writerows(report.credentials)
+    writer.writerows({k: spreadsheet_safe(v) for k, v in row.items()} for row in report.credentials)
     handle.flush()
     os.fsync(handle.fileno())
 

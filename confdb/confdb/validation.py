@@ -62,9 +62,18 @@ class ValidationError(ValueError):
     """A value refused at write time. `field` names the offending field."""
 
     def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
+        super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+
+
+SHOWN_MAX = 60  # characters of an offending value an error message quotes
+
+
+def shown(value: object) -> str:
+    """`value` as an error message quotes it: its repr, cut after SHOWN_MAX characters ("…" marks the cut)."""
+    text = repr(value)
+    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX] + "…"
 
 
 def _describe(ch: str) -> str:
@@ -108,13 +117,55 @@ def voicemail_text(field: str, value: object) -> str:
     return text(field, value, max_len=80, forbidden=",|\\")
 
 
+# Free text that becomes a dialplan application argument (an incall's caller-ID name prefix, in
+# `Gosub(pbx-incall,s,1(PREFIX,...))`): Unicode letters and digits, blanks and DIALPLAN_MARKS. Anything
+# else may mean something there: `,` `(` `)` split arguments, `$` `[` `]` `{` `}` substitute, `;` starts
+# a comment, `#` a directive, quotes and `=` `|` `&` `^` `%` `<` `>` matter to expressions. This is the
+# one definition of the rule: the writer refuses the rest, confgend's escape.dialplan_text drops it.
+DIALPLAN_MARKS = " _.-+:/@!?*"
+
+
+def dialplan_char(ch: str) -> bool:
+    """Whether `ch` may stand in dialplan free text (blanks aside: see dialplan_blanks)."""
+    return ch in DIALPLAN_MARKS or unicodedata.category(ch)[0] in "LN"
+
+
+def dialplan_blanks(value: str) -> str:
+    """Blanks as dialplan free text keeps them: each run one space, none in front, and one kept at the end
+    (`'SUPPORT '` is meant: the caller's name follows it)."""
+    collapsed = " ".join(value.split())
+    return collapsed + " " if collapsed and value[-1:].isspace() else collapsed
+
+
+def dialplan_text(field: str, value: object, *, max_len: int) -> str:
+    """Free text for a dialplan argument, possibly empty; its blanks as dialplan_blanks leaves them. A
+    character outside dialplan_char is refused, not dropped: what is stored is what the dialplan says."""
+    if value is None:
+        return ""
+    text(field, value, max_len=max_len, required=False)  # type and control characters get their message
+    assert isinstance(value, str)
+    for pos, ch in enumerate(value):
+        if not ch.isspace() and not dialplan_char(ch):
+            raise ValidationError(
+                field,
+                f"must not contain {ch!r} (position {pos}): the dialplan would misread it; "
+                f"letters, digits, blanks and {' '.join(DIALPLAN_MARKS.strip())} are allowed",
+            )
+    value = dialplan_blanks(value)
+    if len(value) > max_len:
+        raise ValidationError(
+            field, f"is {len(value)} characters long with its final blank, the limit is {max_len}"
+        )
+    return value
+
+
 def _matches(pattern: re.Pattern[str], field: str, value: object, what: str) -> str:
     if not isinstance(value, str):
         raise ValidationError(field, f"must be text ({what}), not {type(value).__name__}")
     text(field, value, max_len=max(len(value), 1))  # control characters get their precise message
     value = value.strip()
     if not pattern.fullmatch(value):
-        raise ValidationError(field, f"{value!r} is not {what}")
+        raise ValidationError(field, f"{shown(value)} is not {what}")
     return value
 
 
@@ -161,11 +212,11 @@ def integer(field: str, value: object, *, minimum: int, maximum: int) -> int:
         try:
             value = int(value.strip(), 10)
         except ValueError:
-            raise ValidationError(field, f"{value!r} is not an integer") from None
+            raise ValidationError(field, f"{shown(value)} is not an integer") from None
     if not isinstance(value, int):
         raise ValidationError(field, f"must be an integer, not {type(value).__name__}")
     if not minimum <= value <= maximum:
-        raise ValidationError(field, f"{value} is out of range [{minimum}, {maximum}]")
+        raise ValidationError(field, f"{shown(value)} is out of range [{minimum}, {maximum}]")
     return value
 
 
@@ -180,13 +231,13 @@ def boolean(field: str, value: object) -> bool:
             return False
     if isinstance(value, int) and value in (0, 1):
         return bool(value)
-    raise ValidationError(field, f"{value!r} is not a boolean (yes/no, true/false, 1/0)")
+    raise ValidationError(field, f"{shown(value)} is not a boolean (yes/no, true/false, 1/0)")
 
 
 def choice(field: str, value: object, allowed: Iterable[str]) -> str:
     allowed = frozenset(allowed)
     if not isinstance(value, str) or value.strip() not in allowed:
-        raise ValidationError(field, f"{value!r} is not one of {', '.join(sorted(allowed))}")
+        raise ValidationError(field, f"{shown(value)} is not one of {', '.join(sorted(allowed))}")
     return value.strip()
 
 
@@ -207,7 +258,7 @@ def mac_address(field: str, value: object) -> str:
         raise ValidationError(field, "must be text")
     compact = re.sub(r"[:\-.]", "", value.strip().lower())
     if not _MAC.fullmatch(compact):
-        raise ValidationError(field, f"{value!r} is not a MAC address")
+        raise ValidationError(field, f"{shown(value)} is not a MAC address")
     return ":".join(compact[i : i + 2] for i in range(0, 12, 2))
 
 
@@ -224,13 +275,13 @@ def host(field: str, value: object) -> str:
         try:
             ipaddress.IPv6Address(name)
         except ValueError:
-            raise ValidationError(field, f"{value!r} is not a valid [IPv6] address") from None
+            raise ValidationError(field, f"{shown(value)} is not a valid [IPv6] address") from None
     elif value.count(":") == 1:
         name, port = value.split(":")
     if port is not None:
         integer(field, port if port.isdigit() else f"not-a-port:{port}", minimum=1, maximum=65535)
     if not value.startswith("[") and not _HOSTNAME.fullmatch(name):
-        raise ValidationError(field, f"{value!r} is not a hostname or IP address")
+        raise ValidationError(field, f"{shown(value)} is not a hostname or IP address")
     return value
 
 
@@ -243,7 +294,7 @@ def networks(field: str, value: object) -> list[str]:
         try:
             result.append(str(ipaddress.ip_network(str(item).strip(), strict=False)))
         except ValueError:
-            raise ValidationError(field, f"{item!r} is not an IP address or network") from None
+            raise ValidationError(field, f"{shown(item)} is not an IP address or network") from None
     return result
 
 
@@ -253,7 +304,7 @@ def timezone(field: str, value: object) -> str:
     try:
         zoneinfo.ZoneInfo(value)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
-        raise ValidationError(field, f"{value!r} is not a known time zone") from None
+        raise ValidationError(field, f"{shown(value)} is not a known time zone") from None
     return value
 
 
@@ -261,7 +312,7 @@ def phone_number(field: str, value: object) -> str:
     """A directory number as people write it: digits with spaces, dots, dashes, slashes, parentheses."""
     value = _matches(_PHONE_RAW, field, value, "a phone number")
     if sum(ch.isdigit() for ch in value) < 2:
-        raise ValidationError(field, f"{value!r} has fewer than two digits")
+        raise ValidationError(field, f"{shown(value)} has fewer than two digits")
     return value
 
 
@@ -277,7 +328,7 @@ def extension(field: str, value: object) -> str:
     value = value.strip()
     if not value.startswith("_"):
         if not _LITERAL_EXTEN.fullmatch(value):
-            raise ValidationError(field, f"{value!r} is not an extension (digits, '*', '#', '+')")
+            raise ValidationError(field, f"{shown(value)} is not an extension (digits, '*', '#', '+')")
         return value
     _check_pattern(field, value)
     return value
@@ -295,19 +346,21 @@ def _check_pattern(field: str, value: str) -> None:
         elif ch == "[":
             end = body.find("]", i)
             if end < 0:
-                raise ValidationError(field, f"{value!r}: '[' at position {i + 1} is never closed")
+                raise ValidationError(field, f"{shown(value)}: '[' at position {i + 1} is never closed")
             _check_set(field, value, body[i + 1 : end])
             i = end + 1
         elif ch in ".!":
             if i != len(body) - 1:
-                raise ValidationError(field, f"{value!r}: {ch!r} is only allowed at the end of a pattern")
+                raise ValidationError(
+                    field, f"{shown(value)}: {ch!r} is only allowed at the end of a pattern"
+                )
             i += 1
         else:
-            raise ValidationError(field, f"{value!r}: {ch!r} is not allowed in an extension pattern")
+            raise ValidationError(field, f"{shown(value)}: {ch!r} is not allowed in an extension pattern")
 
 
 def _check_set(field: str, value: str, members: str) -> None:
     if not members:
-        raise ValidationError(field, f"{value!r}: empty character set '[]'")
+        raise ValidationError(field, f"{shown(value)}: empty character set '[]'")
     if not re.fullmatch(r"([0-9](-[0-9])?)+", members):
-        raise ValidationError(field, f"{value!r}: a set may hold only digits and ranges such as [1-5]")
+        raise ValidationError(field, f"{shown(value)}: a set may hold only digits and ranges such as [1-5]")

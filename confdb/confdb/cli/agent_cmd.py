@@ -84,6 +84,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = cmds.add_parser("list", help="list agents with their queues", description="List every agent.")
     show.set_defaults(handler=_list)
 
+    show_one = cmds.add_parser(
+        "show",
+        help="show one agent",
+        description="Show one agent, with the fields of agent list.",
+        epilog="example:\n  pbx-admin agent show 8001",
+        formatter_class=RAW,
+    )
+    show_one.add_argument("agent", help="agent number")
+    show_one.set_defaults(handler=_show)
+
 
 def _add(ctx: Context, args: argparse.Namespace) -> int:
     options = _given(args)
@@ -113,7 +123,7 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
         if args.user is not None:
             changes["user_id"] = destinations.find_user(conn, args.user)
         changed = agents.update_agent(conn, args.agent, **changes)
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 
@@ -128,4 +138,11 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         rows = agents.list_agents(conn)
     ctx.emit(rows, ["number", "firstname", "lastname", "language", "wrapup_seconds", "user_id", "queues"])
+    return 0
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        [row] = agents.list_agents(conn, agents.agent_id(conn, args.agent))
+    ctx.emit(row)
     return 0

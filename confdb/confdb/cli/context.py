@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import getpass
-import json
 import os
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import psycopg
+
+from confdb.cli import output
 
 CONFIG_FILE = Path("/etc/pbx-admin/config.yml")
 DEFAULTS: dict[str, Any] = {
@@ -80,22 +81,22 @@ class Context:
             )
 
     def emit(
-        self, rows: Sequence[dict[str, Any]] | dict[str, Any], columns: Sequence[str] | None = None
+        self,
+        rows: Sequence[dict[str, Any]] | dict[str, Any],
+        columns: Sequence[str] | None = None,
+        *,
+        text: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     ) -> None:
+        """Print a result (see confdb.cli.output): `columns` are the table's, `text` reshapes each row for
+        the text form only (JSON always gets the rows as they are)."""
         if self.json_output:
-            print(json.dumps(rows, default=str, indent=2))
+            print(output.to_json(rows))
             return
         if isinstance(rows, dict):
-            width = max((len(k) for k in rows), default=0)
-            for key, value in rows.items():
-                print(f"{key:<{width}}  {'' if value is None else value}")
+            print("\n".join(output.record(text(rows) if text else rows)))
             return
-        columns = list(columns or (rows[0].keys() if rows else []))
-        table = [[("" if r.get(c) is None else str(r.get(c))) for c in columns] for r in rows]
-        widths = [max([len(c)] + [len(row[i]) for row in table]) for i, c in enumerate(columns)]
-        print("  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip())
-        for row in table:
-            print("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        shown = [text(r) for r in rows] if text else list(rows)
+        print("\n".join(output.table(shown, list(columns or (shown[0].keys() if shown else [])))))
 
 
 def read_secret(env_var: str | None, prompt: bool, label: str) -> str | None:

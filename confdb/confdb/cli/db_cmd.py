@@ -59,11 +59,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         )
         cmd.set_defaults(handler=_upgrade if name == "upgrade" else _downgrade)
 
-    current = cmds.add_parser("current", help="print the database's revision and the newest one")
+    current = cmds.add_parser(
+        "current",
+        help="print the database's revision and the newest one",
+        description="Print the database's migration revision and the newest one this pbx-admin knows.",
+    )
     current.add_argument("--owner-dsn", help="connection (default: the writer's, from the configuration)")
     current.set_defaults(handler=_current)
 
-    revisions = cmds.add_parser("revisions", help="list every revision, oldest first")
+    revisions = cmds.add_parser(
+        "revisions",
+        help="list every revision, oldest first",
+        description="List every migration revision, oldest first.",
+    )
     revisions.set_defaults(handler=lambda ctx, args: print("\n".join(migrate.revisions())))
 
 
@@ -77,7 +85,7 @@ def _init(ctx: Context, args: argparse.Namespace) -> int:
         {
             "database": args.dbname,
             "revision": migrate.current(owner_dsn),
-            "roles": ", ".join(roles.ALL_ROLES),
+            "roles": list(roles.ALL_ROLES),
             "secrets": str(args.secrets_dir),
         }
     )

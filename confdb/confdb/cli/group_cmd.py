@@ -108,6 +108,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = cmds.add_parser("list", help="list ring groups", description="List every ring group.")
     show.set_defaults(handler=_list)
 
+    show_one = cmds.add_parser(
+        "show",
+        help="show one ring group",
+        description="Show one ring group, with the fields of group list.",
+        epilog="example:\n  pbx-admin group show sales",
+        formatter_class=RAW,
+    )
+    show_one.add_argument("group", help="group name")
+    show_one.set_defaults(handler=_show)
+
     members = cmds.add_parser(
         "members",
         help="list a group's members in ring order",
@@ -178,7 +188,7 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("nothing to change: give at least one option")
     with ctx.write() as conn:
         changed = groups.update_group(conn, args.group, **changes)
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 
@@ -195,6 +205,13 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
     ctx.emit(
         rows, ["name", "display_name", "strategy", "extensions", "members", "ring_seconds", "ring_in_use"]
     )
+    return 0
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        [row] = groups.list_groups(conn, groups.group_id(conn, args.group))
+    ctx.emit(row)
     return 0
 
 
@@ -226,7 +243,7 @@ def _set_member(ctx: Context, args: argparse.Namespace) -> int:
         changed = groups.update_member(
             conn, args.group, user_id, penalty=args.penalty, position=args.position
         )
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 

@@ -28,24 +28,41 @@ phonebook columns:
   (several numbers of one kind in a cell are separated by ';')
 
 Delimiter ',' (or ';' or tab when the header uses it), UTF-8. Row N is line N of the file. Columns row,
-field and reason are ignored: a corrected rejects file can be imported again.
+field and reason are ignored: a corrected rejects file can be imported again. A file that is not UTF-8, or
+with a quote that does not close on its own line (a cell holds no line break), is refused as a whole,
+naming the line; nothing is imported.
 
 Each row is all or nothing: a user lands with its line, extension and voicemail box, or not at all. A
 refused row is reported on stderr (row, column, reason) and, with --rejects, copied to that CSV with
-row, field and reason columns; the other rows are imported. A row repeating an extension, mailbox or CTI
-login of an earlier row is refused. Generated SIP secrets and voicemail PINs go to the --credentials file
-(created with mode 0600, never overwritten), and nowhere else.
+row, field and reason columns; the other rows are imported. A row with more cells than the header (not
+empty ones) or fewer is refused, and so is a row repeating an extension, mailbox or CTI login of an earlier
+row. Generated SIP secrets and voicemail PINs go to the --credentials file (created with mode 0600, never
+overwritten), and nowhere else; a cell there that starts like a spreadsheet formula (= + - @) gets a
+leading single quote, which spreadsheets hide.
 
 CTI passwords are hashed with scrypt (~50 ms of CPU each) on all CPUs: 10,000 users with CTI logins take
 minutes; without, seconds.
 
-exit status: 0 every row imported, 1 some rows refused or the import failed, 2 usage error.
+exit status (with --dry-run: what an import would have done):
+  0  every row imported (or the file has no row)
+  3  some rows imported, the others refused (listed on stderr and in --rejects)
+  1  nothing imported: every row refused, or the file or the import failed
+  2  usage error
 
 examples:
   pbx-admin import users staff.csv --credentials /root/staff-credentials.csv --rejects staff-rejects.csv
   pbx-admin import users staff.csv --dry-run
   pbx-admin import phonebook contacts.csv
 """
+
+
+EXIT_ALL, EXIT_NONE, EXIT_SOME = 0, 1, 3  # 2 is argparse's usage error
+
+
+def exit_status(report: importing.Report) -> int:
+    if not report.rejects:
+        return EXIT_ALL
+    return EXIT_SOME if report.created else EXIT_NONE
 
 
 # Publishing runs at about 800 events/s (one confirm each; docs/events.md): beyond this many created
@@ -155,4 +172,4 @@ def _import(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run:
         summary["dry_run"] = "nothing was kept"
     ctx.emit(summary)
-    return 1 if report.rejects else 0
+    return exit_status(report)

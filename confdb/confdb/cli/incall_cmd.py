@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from confdb.cli.context import CommandError, Context
 from confdb.writer import destinations, incalls
@@ -58,7 +59,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--callerid-name-prefix",
         default="",
         metavar="TEXT",
-        help="put in front of the caller's name (20 characters at most), e.g. 'SALES '",
+        help="put in front of the caller's name, e.g. 'SALES ' (its trailing blank kept): 20 characters at "
+        "most, letters, digits, blanks and _ . - + : / @ ! ? *",
     )
     add.set_defaults(handler=_add)
 
@@ -78,7 +80,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     schedule.add_argument("--schedule", help="open only during this schedule")
     schedule.add_argument("--no-schedule", action="store_true", help="open around the clock")
     set_.add_argument(
-        "--callerid-name-prefix", metavar="TEXT", help="put in front of the caller's name ('' removes it)"
+        "--callerid-name-prefix",
+        metavar="TEXT",
+        help="put in front of the caller's name, as for add ('' removes it)",
     )
     set_.set_defaults(handler=_set)
 
@@ -91,6 +95,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         "list", help="list incalls with their destinations", description="List every incall."
     )
     show.set_defaults(handler=_list)
+
+    show_one = cmds.add_parser(
+        "show",
+        help="show one incall",
+        description="Show one incall, with the fields of incall list.",
+        epilog="example:\n  pbx-admin incall show 0412345678",
+        formatter_class=RAW,
+    )
+    show_one.add_argument("did", help="the incall's DID")
+    show_one.add_argument("--context", default="incall", help="incall context of the DID (default incall)")
+    show_one.set_defaults(handler=_show)
 
 
 def _add(ctx: Context, args: argparse.Namespace) -> int:
@@ -125,7 +140,7 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
                 conn, args.destination, field="incall.destination"
             )
         changed = incalls.update_incall(conn, args.did, context=args.context, **changes)  # type: ignore[arg-type]
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 
@@ -139,5 +154,18 @@ def _delete(ctx: Context, args: argparse.Namespace) -> int:
 def _list(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         rows = incalls.list_incalls(conn)
-    ctx.emit(rows, ["did", "context", "destination", "schedule", "callerid_name_prefix"])
+    ctx.emit(rows, ["did", "context", "destination", "schedule", "callerid_name_prefix"], text=_text)
     return 0
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        [row] = incalls.list_incalls(conn, incalls.incall_id(conn, args.did, context=args.context))
+    ctx.emit(row, text=_text)
+    return 0
+
+
+def _text(row: dict[str, Any]) -> dict[str, Any]:
+    """The prefix quoted in text, where its trailing blank would not show."""
+    prefix = row["callerid_name_prefix"]
+    return row | {"callerid_name_prefix": repr(prefix) if prefix else ""}

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
+from typing import NoReturn
 
 import psycopg
 
@@ -18,6 +20,7 @@ from confdb.cli import (
     group_cmd,
     import_cmd,
     incall_cmd,
+    line_cmd,
     outbox_cmd,
     outcall_cmd,
     phonebook_cmd,
@@ -29,10 +32,13 @@ from confdb.cli import (
 from confdb.cli.context import CONFIG_FILE, DEFAULTS, CommandError, Context
 from confdb.writer.errors import WriteError
 
+MAX_ERROR = 500  # characters of an error message printed; values in it are cut shorter (validation.shown)
+
 # The subcommands, in the order --help lists them. Each module has register(subparsers).
 COMMANDS = (
     db_cmd,
     user_cmd,
+    line_cmd,
     group_cmd,
     queue_cmd,
     agent_cmd,
@@ -65,19 +71,77 @@ configuration:
     directory.country        ISO code phonebook numbers are read from, for reverse lookup (default FR)
   Environment: PBX_ADMIN_DSN and PBX_ADMIN_BUS_URL override the files; --dsn overrides all.
 
+commands:
+  Each object type has the same actions where they make sense: list, show, add, set, delete (and its
+  own, such as add-member). list and show print the same fields; --json, before or after the command,
+  prints them as JSON (lists as arrays, numbers, booleans, null).
+
 exit status:
-  0 success, 1 refused or failed (the message says why), 2 usage error.
+  0 success, 1 refused or failed (the message says why), 2 usage error;
+  import: 3 when some rows were refused and the others imported (see pbx-admin import --help).
 
 examples:
   pbx-admin user add --firstname Alice --lastname Martin --exten 1001 --voicemail
-  pbx-admin user list
-  pbx-admin import users staff.csv
+  pbx-admin user list --name martin --limit 20
+  pbx-admin user show 1001 --json
+  pbx-admin user reset-secret 1001
+  pbx-admin import users staff.csv --credentials staff-secrets.csv
   pbx-admin demo --users 100 --phonebook 1000
 """
 
 
+class HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Prose paragraphs wrapped to the terminal; indented lines (examples, tables) and `header:` lines kept
+    as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out: list[str] = []
+        prose: list[str] = []
+
+        def flush() -> None:
+            if prose:
+                out.extend(
+                    textwrap.wrap(" ".join(prose), width, initial_indent=indent, subsequent_indent=indent)
+                )
+                prose.clear()
+
+        for line in text.splitlines():
+            if line and not line[0].isspace() and not line.endswith(":"):
+                prose.append(line.strip())
+                continue
+            flush()
+            out.append(indent + line if line else "")
+        flush()
+        return "\n".join(out)
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, whose usage errors quote at most MAX_ERROR characters (a 64 KiB argument stays out)."""
+
+    def error(self, message: str) -> NoReturn:
+        super().error(_cut(message))
+
+
+def _cut(message: str) -> str:
+    return message if len(message) <= MAX_ERROR else message[:MAX_ERROR] + "…"
+
+
+JSON_HELP = "print results as JSON (also accepted after the command)"
+
+
+def _finish(parser: argparse.ArgumentParser) -> None:
+    """Every command and action: --json accepted after it too (SUPPRESS keeps a subcommand from resetting
+    a global --json), and help text wrapped by HelpFormatter."""
+    parser.formatter_class = HelpFormatter
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                sub.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help=JSON_HELP)
+                _finish(sub)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="pbx-admin",
         description=DESCRIPTION,
         epilog=EPILOG,
@@ -91,10 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"configuration file (default {CONFIG_FILE}); its conf.d/ folder is read too",
     )
     parser.add_argument("--dsn", help="database connection string (overrides the configuration)")
-    parser.add_argument("--json", action="store_true", help="print results as JSON")
+    parser.add_argument("--json", action="store_true", help=JSON_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for module in COMMANDS:
         module.register(sub)
+    _finish(parser)
     return parser
 
 
@@ -116,11 +181,11 @@ def main(argv: list[str] | None = None) -> int:
         ctx = Context(load_settings(args), json_output=args.json)
         return int(args.handler(ctx, args) or 0)
     except (CommandError, WriteError, ValueError, config.ConfigError) as exc:
-        print(f"pbx-admin: {exc}", file=sys.stderr)
+        print(f"pbx-admin: {_cut(str(exc))}", file=sys.stderr)
         return 1
     except psycopg.Error as exc:
         message = (exc.diag.message_primary if exc.diag else None) or str(exc)
-        print(f"pbx-admin: database refused the change: {message.strip()}", file=sys.stderr)
+        print(f"pbx-admin: database refused the change: {_cut(message.strip())}", file=sys.stderr)
         return 1
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from confdb.cli.context import CommandError, Context
 from confdb.writer import outcalls
@@ -135,6 +136,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     show.set_defaults(handler=_list)
 
+    show_one = cmds.add_parser(
+        "show",
+        help="show one outcall",
+        description="Show one outcall, with the fields of outcall list.",
+        epilog="example:\n  pbx-admin outcall show national",
+        formatter_class=RAW,
+    )
+    show_one.add_argument("outcall", help="outcall name")
+    show_one.set_defaults(handler=_show)
+
 
 def _add(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.write() as conn:
@@ -147,7 +158,7 @@ def _add(ctx: Context, args: argparse.Namespace) -> int:
             internal_callerid=args.internal_callerid,
             ring_seconds=args.ring_seconds,
         )
-    ctx.emit({"id": outcall_id, "name": args.name, "trunks": ",".join(args.trunk)})
+    ctx.emit({"id": outcall_id, "name": args.name, "trunks": args.trunk})
     return 0
 
 
@@ -162,14 +173,14 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
             internal_callerid=args.internal_callerid,
             ring_seconds=args.ring_seconds,
         )
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 
 def _set_trunks(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.write() as conn:
         outcalls.set_trunks(conn, args.outcall, args.trunks)
-    ctx.emit({"outcall": args.outcall, "trunks": ",".join(args.trunks)})
+    ctx.emit({"outcall": args.outcall, "trunks": args.trunks})
     return 0
 
 
@@ -198,5 +209,17 @@ def _delete(ctx: Context, args: argparse.Namespace) -> int:
 def _list(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         rows = outcalls.list_outcalls(conn)
-    ctx.emit(rows, ["name", "context", "trunks", "patterns", "internal_callerid", "ring_seconds"])
+    ctx.emit(rows, ["name", "context", "trunks", "patterns", "internal_callerid", "ring_seconds"], text=_text)
     return 0
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        [row] = outcalls.list_outcalls(conn, outcalls.outcall_id(conn, args.outcall))
+    ctx.emit(row, text=_text)
+    return 0
+
+
+def _text(row: dict[str, Any]) -> dict[str, Any]:
+    """Patterns as they are typed: 'PATTERN strip=N prefix=P callerid=NUMBER'."""
+    return row | {"patterns": "; ".join(str(outcalls.OutcallPattern(**p)) for p in row["patterns"])}

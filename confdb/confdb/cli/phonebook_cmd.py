@@ -49,12 +49,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Phonebook entries with several numbers each. Every number is also stored in E.164 form "
         "(digits without '+') computed for the country of directory.country (default FR), which "
         "is how agid finds the caller's name.",
+        epilog="examples:\n  pbx-admin phonebook add --company Acme --office '01 23 45 67 89'\n"
+        "  pbx-admin phonebook search acme\n  pbx-admin phonebook lookup +33123456789",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     cmds = parser.add_subparsers(dest="phonebook_command", metavar="ACTION", required=True)
 
     add = cmds.add_parser(
         "add",
         help="create an entry",
+        description="Create a phonebook entry with its numbers.",
         epilog="example:\n  pbx-admin phonebook add --firstname Jeanne --lastname Roche --company Acme "
         "--office '01 23 45 67 89' --mobile '06 12 34 56 78'",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -62,34 +66,63 @@ def register(sub: argparse._SubParsersAction) -> None:
     _add_entry_options(add)
     add.set_defaults(handler=_add)
 
-    set_ = cmds.add_parser("set", help="change an entry; number options replace all its numbers")
-    set_.add_argument("id", type=int)
+    set_ = cmds.add_parser(
+        "set",
+        help="change an entry; number options replace all its numbers",
+        description="Change an entry; options not given are left as they are, and number options "
+        "replace all its numbers.",
+    )
+    set_.add_argument("id", type=int, help="entry id")
     _add_entry_options(set_)
     set_.add_argument("--clear-numbers", action="store_true", help="remove every number of the entry")
     set_.set_defaults(handler=_set)
 
-    delete = cmds.add_parser("delete", help="delete an entry")
-    delete.add_argument("id", type=int)
+    delete = cmds.add_parser("delete", help="delete an entry", description="Delete an entry and its numbers.")
+    delete.add_argument("id", type=int, help="entry id")
     delete.set_defaults(handler=_delete)
 
-    show = cmds.add_parser("list", help="list entries by display name")
-    show.add_argument("--limit", type=int, default=None)
-    show.add_argument("--offset", type=int, default=0)
+    show = cmds.add_parser(
+        "list",
+        help="list entries by display name",
+        description="List entries by display name, with their numbers.",
+    )
+    show.add_argument("--limit", type=int, default=None, metavar="N", help="at most N entries")
+    show.add_argument("--offset", type=int, default=0, metavar="N", help="skip the first N entries")
     show.set_defaults(handler=_list)
 
-    find = cmds.add_parser(
-        "search", help="entries whose name, company or e-mail contains TEXT, or with number TEXT"
+    show_one = cmds.add_parser(
+        "show",
+        help="show one entry",
+        description="Show one entry, with the fields of phonebook list.",
+        epilog="example:\n  pbx-admin phonebook show 42",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    find.add_argument("text")
-    find.add_argument("--limit", type=int, default=50)
+    show_one.add_argument("id", type=int, help="entry id")
+    show_one.set_defaults(handler=_show)
+
+    find = cmds.add_parser(
+        "search",
+        help="entries whose name, company or e-mail contains TEXT, or with number TEXT",
+        description="Entries whose names, company or e-mail address contain TEXT (any case), or that "
+        "have the number TEXT (compared in lookup form).",
+    )
+    find.add_argument("text", help="text or number to look for")
+    find.add_argument("--limit", type=int, default=50, metavar="N", help="at most N entries (default 50)")
     find.set_defaults(handler=_search)
 
-    lookup = cmds.add_parser("lookup", help="reverse lookup of a number, as agid does it")
-    lookup.add_argument("number")
+    lookup = cmds.add_parser(
+        "lookup",
+        help="reverse lookup of a number, as agid does it",
+        description="The entries having a number, found as agid finds a caller's name; exit status 1 "
+        "when none has it.",
+    )
+    lookup.add_argument("number", help="a number as a caller ID shows it")
     lookup.set_defaults(handler=_lookup)
 
     renorm = cmds.add_parser(
-        "renormalize", help="recompute the lookup form of every number (after changing directory.country)"
+        "renormalize",
+        help="recompute the lookup form of every number (after changing directory.country)",
+        description="Recompute the lookup form of every number, after directory.country changed.",
     )
     renorm.set_defaults(handler=_renormalize)
 
@@ -127,7 +160,7 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("nothing to change: give at least one option")
     with ctx.write() as conn:
         changed = phonebook.update_entry(conn, args.id, changes, numbers_=replace, country=country(ctx))
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 
@@ -145,6 +178,13 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
         rows if ctx.json_output else [_summary(r) for r in rows],
         ["id", "display_name", "company", "email", "numbers"],
     )
+    return 0
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        row = phonebook.get_entry(conn, args.id)
+    ctx.emit(row, text=_summary)
     return 0
 
 

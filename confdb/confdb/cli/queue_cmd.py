@@ -131,6 +131,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     show.set_defaults(handler=_list)
 
+    show_one = cmds.add_parser(
+        "show",
+        help="show one queue",
+        description="Show one queue, with the fields of queue list.",
+        epilog="example:\n  pbx-admin queue show support",
+        formatter_class=RAW,
+    )
+    show_one.add_argument("queue", help="queue name")
+    show_one.set_defaults(handler=_show)
+
     members = cmds.add_parser(
         "members",
         help="list a queue's members in order",
@@ -199,7 +209,7 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("nothing to change: give at least one option")
     with ctx.write() as conn:
         changed = queues.update_queue(conn, args.queue, **changes)
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 
@@ -226,6 +236,13 @@ def _list(ctx: Context, args: argparse.Namespace) -> int:
             "announce_position",
         ],
     )
+    return 0
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        [row] = queues.list_queues(conn, queues.queue_id(conn, args.queue))
+    ctx.emit(row)
     return 0
 
 

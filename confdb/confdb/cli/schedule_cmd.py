@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from confdb.cli.context import CommandError, Context
 from confdb.writer import destinations, schedules
@@ -83,6 +84,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     show.set_defaults(handler=_list)
 
+    show_one = cmds.add_parser(
+        "show",
+        help="show one schedule",
+        description="Show one schedule, with the fields of schedule list.",
+        epilog="example:\n  pbx-admin schedule show office",
+        formatter_class=RAW,
+    )
+    show_one.add_argument("schedule", help="schedule name")
+    show_one.set_defaults(handler=_show)
+
 
 def _add(ctx: Context, args: argparse.Namespace) -> int:
     periods = args.period or schedules.DEFAULT_PERIODS
@@ -110,7 +121,7 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
             periods=args.period,
             closed=closed,
         )
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 
@@ -124,5 +135,16 @@ def _delete(ctx: Context, args: argparse.Namespace) -> int:
 def _list(ctx: Context, args: argparse.Namespace) -> int:
     with ctx.connect() as conn:
         rows = schedules.list_schedules(conn)
-    ctx.emit(rows, ["name", "timezone", "periods", "closed", "incalls"])
+    ctx.emit(rows, ["name", "timezone", "periods", "closed", "incalls"], text=_text)
     return 0
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        [row] = schedules.list_schedules(conn, schedules.schedule_id(conn, args.schedule))
+    ctx.emit(row, text=_text)
+    return 0
+
+
+def _text(row: dict[str, Any]) -> dict[str, Any]:
+    return row | {"periods": "; ".join(row["periods"])}  # a period holds commas itself

@@ -130,6 +130,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     show.set_defaults(handler=_list)
 
+    show_one = cmds.add_parser(
+        "show",
+        help="show one trunk (never its password)",
+        description="Show one trunk (never its password), with the fields of trunk list.",
+        epilog="example:\n  pbx-admin trunk show provider",
+        formatter_class=RAW,
+    )
+    show_one.add_argument("trunk", help="trunk name")
+    show_one.set_defaults(handler=_show)
+
+
+def _show(ctx: Context, args: argparse.Namespace) -> int:
+    with ctx.connect() as conn:
+        [row] = trunks.list_trunks(conn, trunks.trunk_id(conn, args.trunk))
+    ctx.emit(row)
+    return 0
+
 
 def _add(ctx: Context, args: argparse.Namespace) -> int:
     options = _given(args)
@@ -153,7 +170,7 @@ def _set(ctx: Context, args: argparse.Namespace) -> int:
         raise CommandError("nothing to change: give at least one option")
     with ctx.write() as conn:
         changed = trunks.update_trunk(conn, args.trunk, **changes)
-    ctx.emit({"changed": ", ".join(changed)})
+    ctx.emit({"changed": changed})
     return 0
 
 

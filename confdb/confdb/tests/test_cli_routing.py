@@ -3,48 +3,33 @@
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
-from typing import Any
 
 import psycopg
 import pytest
 
 from confdb.cli import main as cli
 from confdb.testing import PbxDatabase
+from confdb.tests.cliutil import Admin, make_admin
 
 SUBCOMMANDS = {
-    "group": ["add", "set", "delete", "list", "members", "add-member", "set-member", "remove-member"],
-    "queue": ["add", "set", "delete", "list", "members", "add-member", "set-member", "remove-member"],
-    "agent": ["add", "set", "delete", "list"],
-    "schedule": ["add", "set", "delete", "list"],
-    "incall": ["add", "set", "delete", "list"],
-    "trunk": ["add", "set", "delete", "list"],
-    "outcall": ["add", "set", "set-trunks", "add-pattern", "remove-pattern", "delete", "list"],
+    "group": ["add", "set", "delete", "list", "show", "members", "add-member", "set-member", "remove-member"],
+    "queue": ["add", "set", "delete", "list", "show", "members", "add-member", "set-member", "remove-member"],
+    "agent": ["add", "set", "delete", "list", "show"],
+    "schedule": ["add", "set", "delete", "list", "show"],
+    "incall": ["add", "set", "delete", "list", "show"],
+    "trunk": ["add", "set", "delete", "list", "show"],
+    "outcall": ["add", "set", "set-trunks", "add-pattern", "remove-pattern", "delete", "list", "show"],
+    "user": ["add", "set", "delete", "list", "show", "add-line", "remove-line", "reset-secret"],
+    "line": ["add", "set", "delete", "list", "show", "reset-secret"],
+    "device": ["add", "set", "delete", "list", "show", "attach", "detach"],
+    "phonebook": ["add", "set", "delete", "list", "show", "search", "lookup", "renormalize"],
 }
-
-
-class Admin:
-    """Runs pbx-admin against one database, with no configuration file and no bus."""
-
-    def __init__(self, dsn: str, config: Path, capsys: pytest.CaptureFixture[str]) -> None:
-        self.dsn, self.config, self.capsys = dsn, config, capsys
-
-    def __call__(self, *argv: str, status: int = 0) -> str:
-        code = cli.main(["--config", str(self.config), "--dsn", self.dsn, *argv])
-        out, err = self.capsys.readouterr()
-        assert code == status, f"pbx-admin {' '.join(argv)} -> {code}\nstdout: {out}\nstderr: {err}"
-        return err if status else out
-
-    def json(self, *argv: str) -> Any:
-        return json.loads(self("--json", *argv))
 
 
 @pytest.fixture
 def admin(pbx_db: PbxDatabase, tmp_path: Path, capsys, monkeypatch) -> Admin:
-    monkeypatch.delenv("PBX_ADMIN_DSN", raising=False)
-    monkeypatch.delenv("PBX_ADMIN_BUS_URL", raising=False)
-    return Admin(pbx_db.dsn(), tmp_path / "absent.yml", capsys)
+    return make_admin(pbx_db, tmp_path, capsys, monkeypatch)
 
 
 @pytest.mark.parametrize("command", sorted(SUBCOMMANDS))
@@ -115,7 +100,7 @@ def test_call_distribution_from_the_command_line(admin: Admin, pbx_db: PbxDataba
     table = admin("queue", "list")
     assert table.splitlines()[0].split()[:4] == ["NAME", "DISPLAY_NAME", "STRATEGY", "EXTENSIONS"]
     assert "3000@internal" in table
-    assert admin.json("agent", "list")[0]["queues"] == "support"
+    assert admin.json("agent", "list")[0]["queues"] == ["support"]
     admin("queue", "remove-member", "support", "--agent", "8001")
     admin("agent", "set", "8001", "--no-user", "--wrapup-seconds", "5")
     admin("agent", "delete", "8001")
@@ -160,7 +145,7 @@ def test_routing_from_the_command_line(admin: Admin, pbx_db: PbxDatabase, monkey
     )
     [schedule] = admin.json("schedule", "list")
     assert (schedule["periods"], schedule["closed"]) == (
-        "mon-fri 09:00-18:00; sat 09:00-12:00",
+        ["mon-fri 09:00-18:00", "sat 09:00-12:00"],
         "voicemail:1001",
     )
 
@@ -201,8 +186,12 @@ def test_routing_from_the_command_line(admin: Admin, pbx_db: PbxDatabase, monkey
     admin("outcall", "set-trunks", "national", "backup", "provider")
     admin("outcall", "set", "national", "--ring-seconds", "45")
     [outcall] = admin.json("outcall", "list")
-    assert outcall["trunks"] == "backup,provider"
-    assert outcall["patterns"] == "_00. strip=2 prefix=+; _0XXXXXXXXX strip=1 prefix=+33"
+    assert outcall["trunks"] == ["backup", "provider"]
+    assert outcall["patterns"] == [
+        {"pattern": "_00.", "strip": 2, "prefix": "+", "callerid": None},
+        {"pattern": "_0XXXXXXXXX", "strip": 1, "prefix": "+33", "callerid": None},
+    ]
+    assert "_00. strip=2 prefix=+; _0XXXXXXXXX strip=1 prefix=+33" in admin("outcall", "list")
     trunk_list = admin("trunk", "list")
     assert "s3cret" not in trunk_list and "provider" in trunk_list
     with psycopg.connect(pbx_db.dsn()) as conn:
@@ -284,4 +273,4 @@ def test_deleting_a_user_routed_to_from_an_incall_is_refused(admin: Admin) -> No
     admin("incall", "add", "0412345678", "user:1001")
     err = admin("user", "delete", "1001", status=1)
     assert "is the destination of incall 0412345678" in err
-    assert admin.json("user", "list")[0]["extensions"] == "1001@internal"  # nothing was half-deleted
+    assert admin.json("user", "list")[0]["extensions"] == ["1001@internal"]  # nothing was half-deleted

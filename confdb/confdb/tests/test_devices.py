@@ -43,7 +43,10 @@ def test_attach_detach_lines(conn) -> None:
     with pytest.raises(Conflict, match="position 1"):
         devices.attach_line(conn, device, second.name, 1)
     assert devices.attach_line(conn, device, first.name, 1) == 1  # same place: no change
-    assert devices.list_devices(conn)[0]["lines"] == f"1:{first.name},2:{second.name}"
+    assert devices.list_devices(conn)[0]["lines"] == [
+        {"position": 1, "line": first.name},
+        {"position": 2, "line": second.name},
+    ]
     other = devices.create_device(conn, "00:15:65:00:00:02", "T54W")
     assert devices.attach_line(conn, other, second.name, 3) == 3  # moves it
     devices.detach_line(conn, first.name)

@@ -112,7 +112,7 @@ def test_row_with_conflicting_voicemail_leaves_nothing_behind(pbx_db, conn, tmp_
         "--rejects",
         str(rejects),
     )
-    assert rc == 1
+    assert rc == 3
     err = capsys.readouterr().err
     assert "row 3, column exten: voicemail box 1002@default already exists" in err
     assert counts(conn) == (2, 2, 2, 2, 3)
@@ -147,7 +147,7 @@ def test_corrected_rejects_file_imports_again(pbx_db, conn, tmp_path, capsys) ->
             "--rejects",
             str(rejects),
         )
-        == 1
+        == 3
     )
     assert "row 3, column exten: '10x2' is not an extension" in capsys.readouterr().err
     text = rejects.read_text().replace("10x2", "1002")
@@ -176,7 +176,7 @@ def test_duplicates_inside_the_file_are_refused_on_the_later_row(conn) -> None:
     assert [(r.row, r.column, r.reason) for r in report.rejects] == [
         (3, "exten", "extension 1001@internal is already used (by row 2 of this file)"),
         (4, "cti_login", "CTI login 'alice' is already used (by row 2 of this file)"),
-        (6, "context", "context 'nowhere' does not exist"),
+        (6, "context", "context 'nowhere' does not exist; internal contexts: internal"),
     ]
     assert counts(conn) == (2, 2, 2, 2, 1)
 
@@ -210,7 +210,7 @@ def test_bulk_failure_falls_back_to_row_by_row(conn, monkeypatch) -> None:
     specs = [users.UserSpec(firstname=f"U{i}", exten=str(1000 + i), voicemail=True) for i in range(8)]
     outcomes = bulk_users.create_users(conn, specs, chunk_size=8)
     refused = [(o.index, o.error) for o in outcomes if o.created is None]
-    assert refused == [(3, "extension 1003@internal is already used")]
+    assert refused == [(3, "extension 1003@internal is already used by user 'Taken' (id 1)")]
     assert counts(conn) == (8, 8, 8, 8, 8)  # 7 imported + the one that was there
     assert len(calls) == 2  # the bulk pre-check, then create_user for the one refused row
     users_created = conn.execute("SELECT count(*) FROM outbox WHERE routing_key = 'user.created'").fetchone()
@@ -223,7 +223,7 @@ def test_dry_run_keeps_nothing(pbx_db, conn, tmp_path, capsys) -> None:
         ["firstname", "exten", "voicemail", "cti_login", "cti_password"],
         [["Alice", "1001", "yes", "alice", "long-password"], ["Bruno", "1001", "no", "", ""]],
     )
-    assert cli(pbx_db, tmp_path, "import", "users", str(data), "--dry-run") == 1
+    assert cli(pbx_db, tmp_path, "import", "users", str(data), "--dry-run") == 3
     out, err = capsys.readouterr()
     assert "would be created  1" in out and "row 3" in err
     assert counts(conn) == (0, 0, 0, 0, 0)
@@ -333,7 +333,7 @@ def test_import_phonebook(pbx_db, conn, tmp_path, capsys) -> None:
             ["", "", "", "", "", "", "", ""],
         ],
     )
-    assert cli(pbx_db, tmp_path, "import", "phonebook", str(data)) == 1
+    assert cli(pbx_db, tmp_path, "import", "phonebook", str(data)) == 3
     err = capsys.readouterr().err
     assert "row 4, column office: '01 23 AB' is not a phone number" in err
     assert "row 5, column display_name" in err

@@ -11,7 +11,7 @@ import pytest
 from confdb import passwords
 from confdb.testing import PbxDatabase
 from confdb.validation import ValidationError
-from confdb.writer import lines, users
+from confdb.writer import lines, user_list, users
 from confdb.writer.errors import Conflict, NotFound
 
 
@@ -169,8 +169,8 @@ def test_find_and_delete(conn) -> None:
     ]
 
 
-def test_list_users_marks_main_line(conn) -> None:
-    users.create_user(conn, users.UserSpec(firstname="A", exten="1001"))
-    [row] = users.list_users(conn)
-    assert row["extensions"] == "1001@internal"
-    assert row["lines"].endswith("*")
+def test_list_users_names_the_main_line(conn) -> None:
+    created = users.create_user(conn, users.UserSpec(firstname="A", exten="1001"))
+    [row] = user_list.list_users(conn)
+    assert row["extensions"] == ["1001@internal"]
+    assert row["lines"] == [created.line.name] and row["main_line"] == created.line.name

@@ -195,7 +195,7 @@ def test_queue_life_cycle_with_extension_members_and_events(conn, alice: int, bo
         qid,
         "rrmemory",
         10,
-        "3001@internal",
+        ["3001@internal"],
         2,
     )
     assert row["announce_position"] is True and row["member_timeout"] == 20
@@ -210,7 +210,7 @@ def test_queue_update_rename_and_remove_extension(conn) -> None:
     queues.create_queue(conn, "support", "Support", exten="3000")
     queues.update_queue(conn, "support", name="helpdesk", exten=None)
     [row] = queues.list_queues(conn)
-    assert row["name"] == "helpdesk" and row["extensions"] is None
+    assert row["name"] == "helpdesk" and row["extensions"] == []
     with pytest.raises(NotFound, match="support"):
         queues.update_queue(conn, "support", weight=1)
     assert queues.update_queue(conn, "helpdesk") == []
@@ -250,7 +250,7 @@ def test_queue_conflicts(conn, alice: int) -> None:
     queues.create_queue(conn, "support", "Support", exten="3000")
     with pytest.raises(Conflict, match="queue 'support' already exists"):
         queues.create_queue(conn, "support", "Again")
-    with pytest.raises(Conflict, match=r"extension 1001@internal is already used \(by a user\)"):
+    with pytest.raises(Conflict, match=r"queue.exten: extension 1001@internal is already used by user 'Ali"):
         queues.create_queue(conn, "other", "Other", exten="1001")
     with pytest.raises(Conflict, match="context 'incall' is of type incall"):
         queues.create_queue(conn, "third", "Third", exten="3003", context="incall")
@@ -275,7 +275,7 @@ def test_deleting_a_queue_that_an_incall_reaches_is_a_clear_conflict(conn) -> No
     _keys(conn)
     with pytest.raises(Conflict, match="queue 'support' is the destination of incall 0412345678@incall"):
         queues.delete_queue(conn, "support")
-    assert _keys(conn) == [] and queues.list_queues(conn)[0]["extensions"] == "3000@internal"  # nothing done
+    assert _keys(conn) == [] and queues.list_queues(conn)[0]["extensions"] == ["3000@internal"]  # no change
 
 
 def test_delete_conflict_from_the_trigger_leaves_the_transaction_usable(conn, monkeypatch) -> None:
@@ -286,7 +286,7 @@ def test_delete_conflict_from_the_trigger_leaves_the_transaction_usable(conn, mo
     monkeypatch.setattr("confdb.writer.references.referrers", lambda *args: [])
     with pytest.raises(Conflict, match=r"queue 'support'.*incall 0412345678"):
         queues.delete_queue(conn, "support")
-    assert _keys(conn) == [] and queues.list_queues(conn)[0]["extensions"] == "3000@internal"
+    assert _keys(conn) == [] and queues.list_queues(conn)[0]["extensions"] == ["3000@internal"]
 
 
 # -- ring groups -----------------------------------------------------------------------------------------
@@ -319,7 +319,7 @@ def test_group_life_cycle(conn, alice: int, bob: int) -> None:
     assert (row["id"], row["ring_in_use"], row["extensions"], row["members"]) == (
         gid,
         True,
-        "2000@internal",
+        ["2000@internal"],
         1,
     )
     groups.delete_group(conn, "sales")
@@ -376,7 +376,7 @@ def test_agent_life_cycle(conn, alice: int) -> None:
         "8002",
         None,
         "fr_FR",
-        "support",
+        ["support"],
     )
     agents.delete_agent(conn, "8002")
     assert _keys(conn) == ["queue_member.deleted", "agent.deleted"]
@@ -430,7 +430,7 @@ def test_incall_life_cycle(conn, alice: int) -> None:
         "did": "0412345678",
         "context": "incall",
         "schedule": "office",
-        "callerid_name_prefix": "SALES",
+        "callerid_name_prefix": "SALES ",  # its trailing blank kept: 'SALES Jean Dupont'
         "destination": "user:1001",
     }
     changed = incalls.update_incall(
@@ -486,7 +486,7 @@ def test_incall_conflicts(conn, alice: int) -> None:
         incalls.create_incall(conn, "0412345679", Destination("hangup"), schedule="office")
     with pytest.raises(NotFound, match="group 5 does not exist"):
         incalls.create_incall(conn, "0412345679", Destination("group", 5))
-    with pytest.raises(NotFound, match="no incall for DID 999"):
+    with pytest.raises(NotFound, match="no incall for DID '999'"):
         incalls.delete_incall(conn, "999")
     incalls.create_incall(conn, "0412345679", Destination("hangup"))
     with pytest.raises(Conflict, match="already routes to hangup"):

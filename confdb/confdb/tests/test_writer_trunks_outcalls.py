@@ -72,14 +72,14 @@ def test_registering_trunk_life_cycle_never_leaks_the_password(conn) -> None:
         "host": "sip.example.com:5060",
         "transport": "tcp",
         "context": "incall",
-        "codecs": "g722,alaw",
+        "codecs": ["g722", "alaw"],
         "register": True,
         "auth_username": "0412345678",
         "has_password": True,
         "from_user": "0412345678",
-        "identify": "",
+        "identify": [],
         "enabled": False,
-        "outcalls": None,
+        "outcalls": [],
     }
     trunks.delete_trunk(conn, "provider")
     assert _keys(conn) == ["trunk.deleted"] and tid
@@ -88,7 +88,7 @@ def test_registering_trunk_life_cycle_never_leaks_the_password(conn) -> None:
 def test_identify_trunk_and_switch_to_registration(conn) -> None:
     trunks.create_trunk(conn, "carrier", "192.0.2.10", identify=["192.0.2.10", "198.51.100.0/24"])
     [row] = trunks.list_trunks(conn)
-    assert row["identify"] == "192.0.2.10/32,198.51.100.0/24" and row["register"] is False
+    assert row["identify"] == ["192.0.2.10/32", "198.51.100.0/24"] and row["register"] is False
     # Dropping identify without registering would leave the trunk unmatched.
     with pytest.raises(ValidationError, match="neither registers nor identifies") as err:
         trunks.update_trunk(conn, "carrier", identify=[])
@@ -98,7 +98,7 @@ def test_identify_trunk_and_switch_to_registration(conn) -> None:
     )
     assert changed == ["auth_password", "auth_username", "identify_match", "register"]
     [row] = trunks.list_trunks(conn)
-    assert (row["identify"], row["register"], row["has_password"]) == ("", True, True)
+    assert (row["identify"], row["register"], row["has_password"]) == ([], True, True)
 
 
 @pytest.mark.parametrize(
@@ -182,8 +182,8 @@ def test_schedule_life_cycle(conn) -> None:
         "id": sid,
         "name": "office",
         "timezone": "Europe/Paris",
-        "incalls": None,
-        "periods": "mon-fri 09:00-12:00; mon-fri 14:00-18:00; sat 09:00-12:00",
+        "incalls": [],
+        "periods": ["mon-fri 09:00-12:00", "mon-fri 14:00-18:00", "sat 09:00-12:00"],
         "closed": "number:+33612345678",
     }
     changed = schedules.update_schedule(
@@ -197,7 +197,7 @@ def test_schedule_life_cycle(conn) -> None:
     assert changed == ["closed", "name", "periods", "timezone"]
     assert _keys(conn) == ["schedule.updated"]
     [row] = schedules.list_schedules(conn)
-    assert (row["name"], row["periods"], row["closed"]) == ("hq", "mon,sun 00:00-24:00", "hangup")
+    assert (row["name"], row["periods"], row["closed"]) == ("hq", ["mon,sun 00:00-24:00"], "hangup")
     schedules.delete_schedule(conn, "hq")
     assert _keys(conn) == ["schedule.deleted"]
     assert conn.execute("SELECT count(*) FROM schedule_periods").fetchone()[0] == 0
@@ -206,7 +206,7 @@ def test_schedule_life_cycle(conn) -> None:
 def test_default_schedule_is_office_hours_closed_to_hangup(conn) -> None:
     schedules.create_schedule(conn, "default-hours")
     [row] = schedules.list_schedules(conn)
-    assert (row["periods"], row["closed"], row["timezone"]) == ("mon-fri 09:00-18:00", "hangup", "UTC")
+    assert (row["periods"], row["closed"], row["timezone"]) == (["mon-fri 09:00-18:00"], "hangup", "UTC")
 
 
 @pytest.mark.parametrize(
@@ -277,8 +277,11 @@ def test_outcall_life_cycle(conn) -> None:
         "context": "outcall",
         "internal_callerid": True,
         "ring_seconds": 45,
-        "trunks": "main,backup",
-        "patterns": "_00. strip=2 prefix=+ callerid=0412345678; _0XXXXXXXXX strip=1 prefix=+33",
+        "trunks": ["main", "backup"],
+        "patterns": [
+            {"pattern": "_00.", "strip": 2, "prefix": "+", "callerid": "0412345678"},
+            {"pattern": "_0XXXXXXXXX", "strip": 1, "prefix": "+33", "callerid": None},
+        ],
     }
     outcalls.set_trunks(conn, "national", ["backup", "main"])
     outcalls.add_pattern(conn, "national", OutcallPattern("112"))
@@ -296,10 +299,13 @@ def test_outcall_life_cycle(conn) -> None:
     [row] = outcalls.list_outcalls(conn)
     assert (row["name"], row["trunks"], row["patterns"]) == (
         "france",
-        "backup,main",
-        "112; _0XXXXXXXXX strip=1 prefix=+33",
+        ["backup", "main"],
+        [
+            {"pattern": "112", "strip": 0, "prefix": "", "callerid": None},
+            {"pattern": "_0XXXXXXXXX", "strip": 1, "prefix": "+33", "callerid": None},
+        ],
     )
-    assert [t["outcalls"] for t in trunks.list_trunks(conn)] == ["france", "france"]
+    assert [t["outcalls"] for t in trunks.list_trunks(conn)] == [["france"], ["france"]]
     outcalls.delete_outcall(conn, "france")
     assert _keys(conn) == ["outcall.deleted"]
     assert conn.execute("SELECT count(*) FROM outcall_patterns").fetchone()[0] == 0
@@ -323,7 +329,7 @@ def test_outcall_life_cycle(conn) -> None:
         ({"patterns": ["_0XX strip=-1"]}, "outcall_pattern.strip"),
         ({"patterns": ["_0XX prefix=00;1"]}, "outcall_pattern.prefix"),
         ({"patterns": ["_0XX callerid=anonymous"]}, "outcall_pattern.callerid"),
-        ({"patterns": ["_0XX colour=blue"]}, "outcall_pattern.colour"),
+        ({"patterns": ["_0XX colour=blue"]}, "outcall_pattern.options"),  # never the user's own text
         ({"patterns": [OutcallPattern("_0XX", strip=True)]}, "outcall_pattern.strip"),
     ],
 )

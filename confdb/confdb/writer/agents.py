@@ -52,7 +52,7 @@ def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 def agent_id(conn: psycopg.Connection[Any], number: str) -> int:
     row = conn.execute("SELECT id FROM agents WHERE number = %s", (str(number).strip(),)).fetchone()
     if row is None:
-        raise NotFound(f"agent {number!r} does not exist")
+        raise NotFound(f"agent {validation.shown(number)} does not exist")
     return int(row[0])
 
 
@@ -138,11 +138,13 @@ def delete_agent(conn: psycopg.Connection[Any], number: str) -> None:
     events.emit(conn, "agent", "deleted", id=target, number=str(number).strip())
 
 
-def list_agents(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_agents(conn: psycopg.Connection[Any], agent: int | None = None) -> list[dict[str, Any]]:
+    """Agents by number (only id `agent` when given); queues a list of names."""
     cur = conn.cursor(row_factory=dict_row)
     return cur.execute(
         "SELECT a.id, a.number, a.firstname, a.lastname, a.language, a.wrapup_seconds, a.user_id, "
-        "  (SELECT string_agg(q.name, ',' ORDER BY q.name) FROM queue_members m "
-        "     JOIN queues q ON q.id = m.queue_id WHERE m.agent_id = a.id) AS queues "
-        "FROM agents a ORDER BY a.number"
+        "  coalesce((SELECT array_agg(q.name ORDER BY q.name) FROM queue_members m "
+        "     JOIN queues q ON q.id = m.queue_id WHERE m.agent_id = a.id), '{}') AS queues "
+        "FROM agents a WHERE %(id)s::int IS NULL OR a.id = %(id)s::int ORDER BY a.number",
+        {"id": agent},
     ).fetchall()

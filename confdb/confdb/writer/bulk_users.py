@@ -134,7 +134,9 @@ def create_users(
             accepted.append((index, user))
             continue
         earlier = None if problem.duplicate_of is None else checked[problem.duplicate_of][0]
-        outcomes[index] = Outcome(index, field=problem.field, error=str(problem.error), duplicate_of=earlier)
+        outcomes[index] = Outcome(
+            index, field=problem.field, error=problem.error.message, duplicate_of=earlier
+        )
 
     with_cti = [(index, user) for index, user in accepted if user.cti_password]
     hashes = dict(
@@ -164,7 +166,7 @@ def create_users(
         except ValidationError as exc:
             outcomes[plan.index] = Outcome(plan.index, field=exc.field, error=exc.message)
         except WriteError as exc:
-            outcomes[plan.index] = Outcome(plan.index, error=str(exc))
+            outcomes[plan.index] = Outcome(plan.index, field=exc.field or None, error=exc.message)
         except psycopg.Error as exc:
             if conn.closed or conn.broken:
                 raise

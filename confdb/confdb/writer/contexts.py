@@ -12,12 +12,23 @@ from confdb.writer.errors import Conflict, NotFound
 CONTEXT_TYPES = ("internal", "incall", "outcall", "services")
 
 
-def context_id(conn: psycopg.Connection[Any], name: str, *, expected_type: str | None = None) -> int:
+def context_id(
+    conn: psycopg.Connection[Any], name: str, *, expected_type: str | None = None, field: str = ""
+) -> int:
+    """The id of context `name`; `field` (such as `user.context`) is the field the error names."""
     row = conn.execute("SELECT id, type FROM contexts WHERE name = %s", (name,)).fetchone()
     if row is None:
-        raise NotFound(f"context {name!r} does not exist")
+        known = [
+            r[0]
+            for r in conn.execute(
+                "SELECT name FROM contexts WHERE type = %s::text OR %s::text IS NULL ORDER BY name",
+                (expected_type, expected_type),
+            )
+        ]
+        hint = f"; {expected_type or 'known'} contexts: {', '.join(known)}" if known else ""
+        raise NotFound(f"context {validation.shown(name)} does not exist{hint}", field=field)
     if expected_type and row[1] != expected_type:
-        raise Conflict(f"context {name!r} is of type {row[1]}, not {expected_type}")
+        raise Conflict(f"context {name!r} is of type {row[1]}, not {expected_type}", field=field)
     return int(row[0])
 
 

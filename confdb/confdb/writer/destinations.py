@@ -21,8 +21,8 @@ import psycopg
 
 from confdb import events, validation
 from confdb.validation import ValidationError
-from confdb.writer.contexts import context_id
 from confdb.writer.errors import Conflict, NotFound
+from confdb.writer.extensions import extensions_of, set_extension
 from confdb.writer.users import find_user
 
 ID_TYPES = ("user", "group", "queue", "voicemail")
@@ -54,7 +54,7 @@ def parse_destination(conn: psycopg.Connection[Any], text: str, *, field: str = 
     if kind == "hangup" and not ref:
         return Destination("hangup")
     if kind not in TYPES or not sep or not ref:
-        raise ValidationError(field, f"{text!r} is not a destination; write {SYNTAX}")
+        raise ValidationError(field, f"{validation.shown(text)} is not a destination; write {SYNTAX}")
     if kind == "number":
         return Destination("number", number=validation.dialable(field, ref))
     if kind == "hangup":
@@ -81,14 +81,14 @@ def _by_id(table: str, ref: str) -> list[tuple[str, tuple[Any, ...]]]:
 def find_group(conn: psycopg.Connection[Any], ref: str) -> int:
     found = _first(conn, [("SELECT id FROM groups WHERE name = %s", (ref,)), *_by_id("groups", ref)])
     if found is None:
-        raise NotFound(f"no ring group is named {ref!r}")
+        raise NotFound(f"no ring group is named {validation.shown(ref)}")
     return found
 
 
 def find_queue(conn: psycopg.Connection[Any], ref: str) -> int:
     found = _first(conn, [("SELECT id FROM queues WHERE name = %s", (ref,)), *_by_id("queues", ref)])
     if found is None:
-        raise NotFound(f"no queue is named {ref!r}")
+        raise NotFound(f"no queue is named {validation.shown(ref)}")
     return found
 
 
@@ -108,7 +108,7 @@ def find_voicemail(conn: psycopg.Connection[Any], ref: str) -> int:
             raise Conflict(f"voicemail box {mailbox} exists in several contexts ({where}): say which")
         found = int(rows[0][0]) if rows else _first(conn, _by_id("voicemails", ref))
     if found is None:
-        raise NotFound(f"no voicemail box {ref!r} (MAILBOX, MAILBOX@CONTEXT or id)")
+        raise NotFound(f"no voicemail box {validation.shown(ref)} (MAILBOX, MAILBOX@CONTEXT or id)")
     return found
 
 
@@ -160,61 +160,7 @@ def describe(conn: psycopg.Connection[Any], dest: Destination | None) -> str:
     return f"{dest.type}:{row[0] if row else f'{dest.id}(missing)'}"
 
 
-# -- extensions that reach a group or a queue ------------------------------------------------------------
-
-
-def add_extension(conn: psycopg.Connection[Any], kind: str, obj_id: int, exten: object, context: str) -> str:
-    """Give a group or queue (`kind`) an extension number in an internal context."""
-    field = f"{kind}.exten"
-    exten = validation.extension(field, exten)
-    if exten.startswith("_"):
-        raise ValidationError(field, f"a {kind}'s extension must be a number, not a pattern")
-    ctx = context_id(conn, validation.identifier(f"{kind}.context", context), expected_type="internal")
-    taken = conn.execute(
-        "SELECT type FROM extensions WHERE context_id = %s AND exten = %s", (ctx, exten)
-    ).fetchone()
-    if taken:
-        raise Conflict(f"extension {exten}@{context} is already used (by a {taken[0]})")
-    conn.execute(
-        f"INSERT INTO extensions (context_id, exten, type, {kind}_id) VALUES (%s, %s, %s, %s)",
-        (ctx, exten, kind, obj_id),
-    )
-    events.emit(conn, "extension", "created", context=context, exten=exten, **{f"{kind}_id": obj_id})
-    return exten
-
-
-def remove_extensions(conn: psycopg.Connection[Any], kind: str, obj_id: int) -> None:
-    for exten, ctx in conn.execute(
-        f"DELETE FROM extensions e USING contexts c WHERE e.{kind}_id = %s AND c.id = e.context_id "
-        "RETURNING e.exten, c.name",
-        (obj_id,),
-    ).fetchall():
-        events.emit(conn, "extension", "deleted", context=ctx, exten=exten, **{f"{kind}_id": obj_id})
-
-
-def extensions_of(conn: psycopg.Connection[Any], kind: str, obj_id: int) -> list[tuple[str, str]]:
-    """(exten, context) pairs of a group or queue."""
-    return [
-        (r[0], r[1])
-        for r in conn.execute(
-            f"SELECT e.exten, c.name FROM extensions e JOIN contexts c ON c.id = e.context_id "
-            f"WHERE e.{kind}_id = %s ORDER BY e.exten",
-            (obj_id,),
-        ).fetchall()
-    ]
-
-
-def set_extension(
-    conn: psycopg.Connection[Any], kind: str, obj_id: int, exten: object, context: str | None = None
-) -> None:
-    """Replace the extension of a group or queue (None or "" removes it); `context` defaults to the same."""
-    current = extensions_of(conn, kind, obj_id)
-    target_context = context or (current[0][1] if current else "internal")
-    if exten not in (None, "") and current == [(str(exten).strip(), target_context)]:
-        return
-    remove_extensions(conn, kind, obj_id)
-    if exten not in (None, ""):
-        add_extension(conn, kind, obj_id, exten, target_context)
+# -- what ring groups and queues share ---------------------------------------------------------------
 
 
 def update_numbered(

@@ -40,7 +40,7 @@ def find_device(conn: psycopg.Connection[Any], ref: str | int) -> int:
         mac = validation.mac_address("device", text)
         row = conn.execute("SELECT id FROM devices WHERE mac = %s::macaddr", (mac,)).fetchone()
     if row is None:
-        raise NotFound(f"device {text!r} does not exist")
+        raise NotFound(f"device {validation.shown(text)} does not exist")
     return int(row[0])
 
 
@@ -125,18 +125,20 @@ def _detach(conn: psycopg.Connection[Any], line_id: int, name: str) -> None:
 def detach_line(conn: psycopg.Connection[Any], line_name: str) -> None:
     row = conn.execute("SELECT id, device_id FROM lines WHERE name = %s", (line_name,)).fetchone()
     if row is None:
-        raise NotFound(f"line {line_name!r} does not exist")
+        raise NotFound(f"line {validation.shown(line_name)} does not exist")
     if row[1] is None:
         raise Conflict(f"line {line_name!r} is not on a device")
     _detach(conn, row[0], line_name)
 
 
-def list_devices(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_devices(conn: psycopg.Connection[Any], device: int | None = None) -> list[dict[str, Any]]:
+    """Devices by id (only `device` when given); lines a list of {position, line} objects."""
     cur = conn.execute(
         "SELECT d.id, d.mac::text AS mac, d.vendor, d.model, d.description, "
-        "  (SELECT string_agg(l.device_position || ':' || l.name, ',' ORDER BY l.device_position) "
-        "     FROM lines l WHERE l.device_id = d.id) AS lines "
-        "FROM devices d ORDER BY d.id"
+        "  coalesce((SELECT json_agg(json_build_object('position', l.device_position, 'line', l.name) "
+        "     ORDER BY l.device_position) FROM lines l WHERE l.device_id = d.id), '[]') AS lines "
+        "FROM devices d WHERE %(id)s::int IS NULL OR d.id = %(id)s::int ORDER BY d.id",
+        {"id": device},
     )
     names = [d.name for d in cur.description or []]
     return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

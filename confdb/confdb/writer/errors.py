@@ -6,7 +6,16 @@ from confdb.validation import ValidationError
 
 
 class WriteError(Exception):
-    """A write refused for a reason other than a malformed value (conflict, missing object...)."""
+    """A write refused for a reason other than a malformed value (conflict, missing object...).
+
+    `field`, when known, names the field whose value the database refuses (`user.context`); it prefixes
+    the message as ValidationError's does.
+    """
+
+    def __init__(self, message: str, *, field: str = "") -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
 
 
 class NotFound(WriteError):

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from confdb import events, validation
 from confdb.validation import ValidationError
-from confdb.writer import destinations, references
+from confdb.writer import destinations, extensions, references
 from confdb.writer.errors import Conflict, NotFound
 
 GROUP_FIELDS: Mapping[str, Callable[[str, Any], Any]] = {
@@ -35,7 +35,7 @@ def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 def group_id(conn: psycopg.Connection[Any], name: str) -> int:
     row = conn.execute("SELECT id FROM groups WHERE name = %s", (name,)).fetchone()
     if row is None:
-        raise NotFound(f"ring group {name!r} does not exist")
+        raise NotFound(f"ring group {validation.shown(name)} does not exist")
     return int(row[0])
 
 
@@ -71,7 +71,7 @@ def create_group(
     new_id = int(row[0])
     events.emit(conn, "group", "created", id=new_id, name=values["name"])
     if exten is not None:
-        destinations.add_extension(conn, "group", new_id, exten, context)
+        extensions.add_extension(conn, "group", new_id, exten, context)
     return new_id
 
 
@@ -86,19 +86,21 @@ def delete_group(conn: psycopg.Connection[Any], name: str) -> None:
     """Delete a ring group with its extension and members; refused while an incall or schedule uses it."""
     target = group_id(conn, name)
     with references.refusing_referenced(conn, "group", target, f"ring group {name!r}"):
-        destinations.remove_extensions(conn, "group", target)
+        extensions.remove_extensions(conn, "group", target)
         conn.execute("DELETE FROM groups WHERE id = %s", (target,))
     events.emit(conn, "group", "deleted", id=target, name=name)
 
 
-def list_groups(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_groups(conn: psycopg.Connection[Any], group: int | None = None) -> list[dict[str, Any]]:
+    """Ring groups by name (only id `group` when given); extensions a list, members a count."""
     cur = conn.cursor(row_factory=dict_row)
     return cur.execute(
         "SELECT g.id, g.name, g.display_name, g.strategy, g.ring_seconds, g.ring_in_use, "
-        "  (SELECT string_agg(e.exten || '@' || c.name, ',' ORDER BY e.exten) FROM extensions e "
-        "     JOIN contexts c ON c.id = e.context_id WHERE e.group_id = g.id) AS extensions, "
-        "  (SELECT count(*) FROM group_members m WHERE m.group_id = g.id) AS members "
-        "FROM groups g ORDER BY g.name"
+        "  coalesce((SELECT array_agg(e.exten || '@' || c.name ORDER BY e.exten) FROM extensions e "
+        "     JOIN contexts c ON c.id = e.context_id WHERE e.group_id = g.id), '{}') AS extensions, "
+        "  (SELECT count(*) FROM group_members m WHERE m.group_id = g.id)::int AS members "
+        "FROM groups g WHERE %(id)s::int IS NULL OR g.id = %(id)s::int ORDER BY g.name",
+        {"id": group},
     ).fetchall()
 
 

@@ -17,10 +17,9 @@ _KEEP: Any = object()
 
 
 def _prefix(value: object) -> str:
-    # Prepended to the caller's name: the characters that split "Name" <number> are refused.
-    return validation.text(
-        "incall.callerid_name_prefix", value, max_len=20, forbidden='"<>\\', required=False
-    )
+    # Prepended to the caller's name by the dialplan (an argument of Gosub): dialplan free text, whose rule
+    # also keeps out what splits "Name" <number>. A trailing blank is kept: 'SALES ' + 'Jean Dupont'.
+    return validation.dialplan_text("incall.callerid_name_prefix", value, max_len=20)
 
 
 def _schedule(conn: psycopg.Connection[Any], name: str | None) -> int | None:
@@ -30,7 +29,9 @@ def _schedule(conn: psycopg.Connection[Any], name: str | None) -> int | None:
 
 
 def _context(conn: psycopg.Connection[Any], name: str) -> int:
-    return context_id(conn, validation.identifier("incall.context", name), expected_type="incall")
+    return context_id(
+        conn, validation.identifier("incall.context", name), expected_type="incall", field="incall.context"
+    )
 
 
 def incall_id(conn: psycopg.Connection[Any], did: str, *, context: str = "incall") -> int:
@@ -39,7 +40,7 @@ def incall_id(conn: psycopg.Connection[Any], did: str, *, context: str = "incall
         (str(did).strip(), context),
     ).fetchone()
     if row is None:
-        raise NotFound(f"no incall for DID {did} in context {context!r}")
+        raise NotFound(f"no incall for DID {validation.shown(did)} in context {validation.shown(context)}")
     return int(row[0])
 
 
@@ -127,14 +128,16 @@ def delete_incall(conn: psycopg.Connection[Any], did: str, *, context: str = "in
     events.emit(conn, "incall", "deleted", id=target, did=str(did).strip(), context=context)
 
 
-def list_incalls(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """Incalls with their destination in the `TYPE:REF` form pbx-admin accepts."""
+def list_incalls(conn: psycopg.Connection[Any], incall: int | None = None) -> list[dict[str, Any]]:
+    """Incalls by context and DID (only id `incall` when given), with their destination in the `TYPE:REF`
+    form pbx-admin accepts."""
     cur = conn.cursor(row_factory=dict_row)
     rows = cur.execute(
         "SELECT i.id, i.did, c.name AS context, i.dest_type, i.dest_id, i.dest_number, s.name AS schedule, "
         "  i.callerid_name_prefix "
         "FROM incalls i JOIN contexts c ON c.id = i.context_id LEFT JOIN schedules s ON s.id = i.schedule_id "
-        "ORDER BY c.name, i.did"
+        "WHERE %(id)s::int IS NULL OR i.id = %(id)s::int ORDER BY c.name, i.did",
+        {"id": incall},
     ).fetchall()
     for row in rows:
         dest = Destination(row.pop("dest_type"), row.pop("dest_id"), row.pop("dest_number"))

@@ -8,6 +8,7 @@ command line a pattern is written `PATTERN [strip=N] [prefix=P] [callerid=NUMBER
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from confdb.writer.contexts import context_id
 from confdb.writer.errors import Conflict, NotFound
 
 _PREFIX = re.compile(r"\+?[0-9*#]{0,20}")
+OPTIONS = ("strip", "prefix", "callerid")  # what may follow a pattern on the command line
 
 
 @dataclass(frozen=True)
@@ -55,10 +57,11 @@ def parse_pattern(text: str) -> OutcallPattern:
     values: dict[str, Any] = {}
     for option in options:
         key, sep, value = option.partition("=")
-        if not sep or key not in ("strip", "prefix", "callerid") or key in values:
-            raise ValidationError(
-                f"{field}.{key or 'pattern'}",
-                f"{option!r} is not one of strip=N, prefix=DIGITS, callerid=NUMBER (each at most once)",
+        if not sep or key not in OPTIONS or key in values:
+            raise ValidationError(  # the field is ours, never the user's text
+                f"{field}.{key if key in OPTIONS else 'options'}",
+                f"{validation.shown(option)} is not one of strip=N, prefix=DIGITS, callerid=NUMBER "
+                "(each at most once)",
             )
         values[key] = value
     return check_pattern(OutcallPattern(first, **values))
@@ -77,7 +80,8 @@ def check_pattern(pattern: OutcallPattern) -> OutcallPattern:
     prefix = validation.text(f"{field}.prefix", pattern.prefix, max_len=21, required=False)
     if not _PREFIX.fullmatch(prefix):
         raise ValidationError(
-            f"{field}.prefix", f"{prefix!r} is not digits, '*' or '#' with an optional leading '+'"
+            f"{field}.prefix",
+            f"{validation.shown(prefix)} is not digits, '*' or '#' with an optional leading '+'",
         )
     callerid = validation.optional_dialable(f"{field}.callerid", pattern.callerid)
     return OutcallPattern(text, strip, prefix, callerid)
@@ -86,7 +90,7 @@ def check_pattern(pattern: OutcallPattern) -> OutcallPattern:
 def outcall_id(conn: psycopg.Connection[Any], name: str) -> int:
     row = conn.execute("SELECT id FROM outcalls WHERE name = %s", (name,)).fetchone()
     if row is None:
-        raise NotFound(f"outcall {name!r} does not exist")
+        raise NotFound(f"outcall {validation.shown(name)} does not exist")
     return int(row[0])
 
 
@@ -103,7 +107,7 @@ def _trunk_ids(conn: psycopg.Connection[Any], names: Sequence[str]) -> list[int]
     for name in clean:
         row = conn.execute("SELECT id FROM trunks WHERE name = %s", (name,)).fetchone()
         if row is None:
-            raise NotFound(f"trunk {name!r} does not exist")
+            raise NotFound(f"trunk {validation.shown(name)} does not exist")
         ids.append(int(row[0]))
     return ids
 
@@ -163,7 +167,12 @@ def create_outcall(
     repeated = sorted({p.pattern for p in clean if [q.pattern for q in clean].count(p.pattern) > 1})
     if repeated:
         raise ValidationError("outcall_pattern.pattern", f"{', '.join(repeated)} is given twice")
-    ctx = context_id(conn, validation.identifier("outcall.context", context), expected_type="outcall")
+    ctx = context_id(
+        conn,
+        validation.identifier("outcall.context", context),
+        expected_type="outcall",
+        field="outcall.context",
+    )
     trunk_ids = _trunk_ids(conn, trunks)
     if conn.execute("SELECT 1 FROM outcalls WHERE name = %s", (name,)).fetchone():
         raise Conflict(f"outcall {name!r} already exists")
@@ -264,14 +273,18 @@ def get_patterns(conn: psycopg.Connection[Any], target: int) -> list[OutcallPatt
     ]
 
 
-def list_outcalls(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_outcalls(conn: psycopg.Connection[Any], outcall: int | None = None) -> list[dict[str, Any]]:
+    """Outcalls by name (only id `outcall` when given); trunks a list in dialling order, patterns a list of
+    {pattern, strip, prefix, callerid} objects."""
     cur = conn.cursor(row_factory=dict_row)
     rows = cur.execute(
         "SELECT o.id, o.name, c.name AS context, o.internal_callerid, o.ring_seconds, "
-        "  (SELECT string_agg(t.name, ',' ORDER BY ot.position) FROM outcall_trunks ot "
-        "     JOIN trunks t ON t.id = ot.trunk_id WHERE ot.outcall_id = o.id) AS trunks "
-        "FROM outcalls o JOIN contexts c ON c.id = o.context_id ORDER BY o.name"
+        "  coalesce((SELECT array_agg(t.name ORDER BY ot.position) FROM outcall_trunks ot "
+        "     JOIN trunks t ON t.id = ot.trunk_id WHERE ot.outcall_id = o.id), '{}') AS trunks "
+        "FROM outcalls o JOIN contexts c ON c.id = o.context_id "
+        "WHERE %(id)s::int IS NULL OR o.id = %(id)s::int ORDER BY o.name",
+        {"id": outcall},
     ).fetchall()
     for row in rows:
-        row["patterns"] = "; ".join(str(p) for p in get_patterns(conn, row["id"]))
+        row["patterns"] = [dataclasses.asdict(p) for p in get_patterns(conn, row["id"])]
     return rows

@@ -10,7 +10,7 @@ from psycopg.rows import dict_row
 
 from confdb import events, validation
 from confdb.validation import ValidationError
-from confdb.writer import destinations, references
+from confdb.writer import destinations, extensions, references
 from confdb.writer.errors import Conflict, NotFound
 
 # Every settable queue column with its validator; creation and update share this table.
@@ -42,7 +42,7 @@ def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
 def queue_id(conn: psycopg.Connection[Any], name: str) -> int:
     row = conn.execute("SELECT id FROM queues WHERE name = %s", (name,)).fetchone()
     if row is None:
-        raise NotFound(f"queue {name!r} does not exist")
+        raise NotFound(f"queue {validation.shown(name)} does not exist")
     return int(row[0])
 
 
@@ -90,7 +90,7 @@ def create_queue(
     new_id = int(row[0])
     events.emit(conn, "queue", "created", id=new_id, name=values["name"])
     if exten is not None:
-        destinations.add_extension(conn, "queue", new_id, exten, context)
+        extensions.add_extension(conn, "queue", new_id, exten, context)
     return new_id
 
 
@@ -108,21 +108,23 @@ def delete_queue(conn: psycopg.Connection[Any], name: str) -> None:
     """Delete a queue with its extension and memberships; refused while an incall or schedule uses it."""
     target = queue_id(conn, name)
     with references.refusing_referenced(conn, "queue", target, f"queue {name!r}"):
-        destinations.remove_extensions(conn, "queue", target)
+        extensions.remove_extensions(conn, "queue", target)
         conn.execute("DELETE FROM queues WHERE id = %s", (target,))
     events.emit(conn, "queue", "deleted", id=target, name=name)
 
 
-def list_queues(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_queues(conn: psycopg.Connection[Any], queue: int | None = None) -> list[dict[str, Any]]:
+    """Queues by name (only id `queue` when given); extensions a list, members a count."""
     cur = conn.cursor(row_factory=dict_row)
     return cur.execute(
         "SELECT q.id, q.name, q.display_name, q.strategy, q.member_timeout, q.retry_seconds, "
         "  q.wrapup_seconds, q.max_waiting, q.max_wait_seconds, q.music_class, q.announce_position, "
         "  q.weight, "
-        "  (SELECT string_agg(e.exten || '@' || c.name, ',' ORDER BY e.exten) FROM extensions e "
-        "     JOIN contexts c ON c.id = e.context_id WHERE e.queue_id = q.id) AS extensions, "
-        "  (SELECT count(*) FROM queue_members m WHERE m.queue_id = q.id) AS members "
-        "FROM queues q ORDER BY q.name"
+        "  coalesce((SELECT array_agg(e.exten || '@' || c.name ORDER BY e.exten) FROM extensions e "
+        "     JOIN contexts c ON c.id = e.context_id WHERE e.queue_id = q.id), '{}') AS extensions, "
+        "  (SELECT count(*) FROM queue_members m WHERE m.queue_id = q.id)::int AS members "
+        "FROM queues q WHERE %(id)s::int IS NULL OR q.id = %(id)s::int ORDER BY q.name",
+        {"id": queue},
     ).fetchall()
 
 

@@ -50,13 +50,13 @@ def _day(field: str, word: str) -> int:
         return DAYS.index(word) + 1
     if word in _FULL_DAYS:
         return _FULL_DAYS.index(word) + 1
-    raise ValidationError(field, f"{word!r} is not a day (mon, tue, wed, thu, fri, sat, sun)")
+    raise ValidationError(field, f"{validation.shown(word)} is not a day (mon, tue, wed, thu, fri, sat, sun)")
 
 
 def _time(field: str, text: str) -> time:
     match = _TIME.fullmatch(text.strip())
     if not match:
-        raise ValidationError(field, f"{text!r} is not a time HH:MM")
+        raise ValidationError(field, f"{validation.shown(text)} is not a time HH:MM")
     hour, minute = int(match[1]), int(match[2])
     if hour == 24:
         if minute:
@@ -72,7 +72,9 @@ def parse_period(text: str, *, field: str = "schedule.periods") -> Period:
     validation.text(field, text, max_len=100)
     parts = text.split()
     if len(parts) != 2 or parts[1].count("-") != 1:
-        raise ValidationError(field, f"{text!r} is not DAYS HH:MM-HH:MM, for example 'mon-fri 09:00-18:00'")
+        raise ValidationError(
+            field, f"{validation.shown(text)} is not DAYS HH:MM-HH:MM, for example 'mon-fri 09:00-18:00'"
+        )
     days: list[int] = []
     for item in parts[0].split(","):
         first, dash, last = item.partition("-")
@@ -129,7 +131,7 @@ def format_period(period: Period) -> str:
 def schedule_id(conn: psycopg.Connection[Any], name: str) -> int:
     row = conn.execute("SELECT id FROM schedules WHERE name = %s", (name,)).fetchone()
     if row is None:
-        raise NotFound(f"schedule {name!r} does not exist")
+        raise NotFound(f"schedule {validation.shown(name)} does not exist")
     return int(row[0])
 
 
@@ -252,13 +254,15 @@ def get_periods(conn: psycopg.Connection[Any], target: int) -> list[Period]:
     ]
 
 
-def list_schedules(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
+def list_schedules(conn: psycopg.Connection[Any], schedule: int | None = None) -> list[dict[str, Any]]:
+    """Schedules by name (only id `schedule` when given); periods and incalls (DIDs) are lists."""
     cur = conn.cursor(row_factory=dict_row)
     rows = cur.execute(
         "SELECT s.id, s.name, s.timezone, s.closed_dest_type, s.closed_dest_id, s.closed_dest_number, "
-        "  (SELECT string_agg(i.did, ',' ORDER BY i.did) FROM incalls i "
-        "     WHERE i.schedule_id = s.id) AS incalls "
-        "FROM schedules s ORDER BY s.name"
+        "  coalesce((SELECT array_agg(i.did ORDER BY i.did) FROM incalls i "
+        "     WHERE i.schedule_id = s.id), '{}') AS incalls "
+        "FROM schedules s WHERE %(id)s::int IS NULL OR s.id = %(id)s::int ORDER BY s.name",
+        {"id": schedule},
     ).fetchall()
     result = []
     for row in rows:
@@ -270,7 +274,7 @@ def list_schedules(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
                 "id": row["id"],
                 "name": row["name"],
                 "timezone": row["timezone"],
-                "periods": "; ".join(format_period(p) for p in get_periods(conn, row["id"])),
+                "periods": [format_period(p) for p in get_periods(conn, row["id"])],
                 "closed": destinations.describe(conn, closed),
                 "incalls": row["incalls"],
             }

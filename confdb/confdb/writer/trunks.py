@@ -109,7 +109,7 @@ def _check_auth(values: Mapping[str, Any]) -> None:
 def trunk_id(conn: psycopg.Connection[Any], name: str) -> int:
     row = conn.execute("SELECT id FROM trunks WHERE name = %s", (name,)).fetchone()
     if row is None:
-        raise NotFound(f"trunk {name!r} does not exist")
+        raise NotFound(f"trunk {validation.shown(name)} does not exist")
     return int(row[0])
 
 
@@ -143,7 +143,7 @@ def create_trunk(
     )
     _check_auth(values)
     values["context_id"] = context_id(
-        conn, validation.identifier("trunk.context", context), expected_type="incall"
+        conn, validation.identifier("trunk.context", context), expected_type="incall", field="trunk.context"
     )
     if conn.execute("SELECT 1 FROM trunks WHERE name = %s", (values["name"],)).fetchone():
         raise Conflict(f"trunk {values['name']!r} already exists")
@@ -174,11 +174,14 @@ def update_trunk(conn: psycopg.Connection[Any], name: str, /, **changes: Any) ->
         (name,),
     ).fetchone()
     if current is None:
-        raise NotFound(f"trunk {name!r} does not exist")
+        raise NotFound(f"trunk {validation.shown(name)} does not exist")
     _check_auth(current | values)
     if context is not None:
         values["context_id"] = context_id(
-            conn, validation.identifier("trunk.context", context), expected_type="incall"
+            conn,
+            validation.identifier("trunk.context", context),
+            expected_type="incall",
+            field="trunk.context",
         )
     if not values:
         return []
@@ -219,15 +222,17 @@ def delete_trunk(conn: psycopg.Connection[Any], name: str) -> None:
     events.emit(conn, "trunk", "deleted", id=target, name=name)
 
 
-def list_trunks(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    """Trunks without their password (has_password tells whether one is set)."""
+def list_trunks(conn: psycopg.Connection[Any], trunk: int | None = None) -> list[dict[str, Any]]:
+    """Trunks by name (only id `trunk` when given), without their password (has_password tells whether
+    one is set); codecs, identify and outcalls are lists."""
     cur = conn.cursor(row_factory=dict_row)
     return cur.execute(
-        "SELECT t.id, t.name, t.host, t.transport, c.name AS context, "
-        "  array_to_string(t.codecs, ',') AS codecs, "
+        "SELECT t.id, t.name, t.host, t.transport, c.name AS context, t.codecs, "
         "  t.register, t.auth_username, t.auth_password IS NOT NULL AS has_password, t.from_user, "
-        "  array_to_string(t.identify_match::text[], ',') AS identify, t.enabled, "
-        "  (SELECT string_agg(o.name, ',' ORDER BY o.name) FROM outcall_trunks ot "
-        "     JOIN outcalls o ON o.id = ot.outcall_id WHERE ot.trunk_id = t.id) AS outcalls "
-        "FROM trunks t JOIN contexts c ON c.id = t.context_id ORDER BY t.name"
+        "  t.identify_match::text[] AS identify, t.enabled, "
+        "  coalesce((SELECT array_agg(o.name ORDER BY o.name) FROM outcall_trunks ot "
+        "     JOIN outcalls o ON o.id = ot.outcall_id WHERE ot.trunk_id = t.id), '{}') AS outcalls "
+        "FROM trunks t JOIN contexts c ON c.id = t.context_id "
+        "WHERE %(id)s::int IS NULL OR t.id = %(id)s::int ORDER BY t.name",
+        {"id": trunk},
     ).fetchall()

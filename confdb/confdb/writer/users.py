@@ -10,7 +10,7 @@ import psycopg
 
 from confdb import events, passwords, validation
 from confdb.validation import ValidationError
-from confdb.writer import lines, voicemails
+from confdb.writer import extensions, lines, voicemails
 from confdb.writer.contexts import context_id
 from confdb.writer.errors import Conflict, NotFound, WriteError
 from confdb.writer.references import refusing_referenced
@@ -166,7 +166,7 @@ def find_conflicts(conn: psycopg.Connection[Any], items: Sequence[CheckedUser]) 
     by_context: dict[str, WriteError] = {}
     for name in sorted({u.context for u in items if u.exten}):
         try:
-            found.context_ids[name] = context_id(conn, name, expected_type="internal")
+            found.context_ids[name] = context_id(conn, name, expected_type="internal", field="user.context")
         except WriteError as exc:
             by_context[name] = exc
     by_line: dict[str, WriteError] = {}
@@ -185,14 +185,7 @@ def find_conflicts(conn: psycopg.Connection[Any], items: Sequence[CheckedUser]) 
     keys = [
         (found.context_ids[u.context], u.exten) for u in items if u.exten and u.context in found.context_ids
     ]
-    extens = {
-        (r[0], r[1])
-        for r in conn.execute(
-            "SELECT context_id, exten FROM extensions WHERE (context_id, exten) IN "
-            "(SELECT * FROM unnest(%s::int[], %s::text[]))",
-            ([k[0] for k in keys], [k[1] for k in keys]),
-        )
-    }
+    extens = extensions.owners(conn, keys)
     boxes_wanted = [(u.voicemail.context, u.voicemail.mailbox) for u in items if u.voicemail]
     boxes = {
         (r[0], r[1])
@@ -226,7 +219,11 @@ def find_conflicts(conn: psycopg.Connection[Any], items: Sequence[CheckedUser]) 
                 (
                     ("exten", (ctx, user.exten)),
                     "user.exten",
-                    Conflict(f"extension {user.exten}@{user.context} is already used"),
+                    Conflict(
+                        extensions.taken_message(user.exten, user.context, extens[(ctx, user.exten)])
+                        if (ctx, user.exten) in extens
+                        else f"extension {user.exten}@{user.context} is already used"
+                    ),
                     (ctx, user.exten) in extens,
                 )
             )
@@ -255,7 +252,8 @@ def create_user(conn: psycopg.Connection[Any], spec: UserSpec) -> CreatedUser:
     checked = check_user(spec)
     resolved = find_conflicts(conn, [checked])
     if resolved.problems:
-        raise resolved.problems[0].error
+        problem = resolved.problems[0]  # raised naming its field: "user.exten: extension 1001@... is used"
+        raise type(problem.error)(problem.error.message, field=problem.error.field or problem.field)
     values = dict(checked.values)
     exten = checked.exten
     ctx = resolved.context_ids.get(checked.context)
@@ -323,7 +321,7 @@ def find_user(conn: psycopg.Connection[Any], ref: str | int) -> int:
         row = conn.execute(query, params).fetchone()
         if row is not None:
             return int(row[0])
-    raise NotFound(f"no user has extension, CTI login, UUID or id {text_ref!r}")
+    raise NotFound(f"no user has extension, CTI login, UUID or id {validation.shown(text_ref)}")
 
 
 def update_user(
@@ -405,17 +403,3 @@ def _delete_user_rows(conn: psycopg.Connection[Any], user_id: int) -> None:
         if not conn.execute("SELECT 1 FROM user_lines WHERE line_id = %s", (line_id,)).fetchone():
             lines.delete_line(conn, line_id)
     conn.execute("DELETE FROM users WHERE id = %s", (user_id,))
-
-
-def list_users(conn: psycopg.Connection[Any]) -> list[dict[str, Any]]:
-    cur = conn.execute(
-        "SELECT u.id, u.uuid::text, u.firstname, u.lastname, u.callerid_num, u.cti_login, u.enabled, u.dnd, "
-        "  (SELECT string_agg(e.exten || '@' || c.name, ',' ORDER BY e.exten) FROM extensions e "
-        "     JOIN contexts c ON c.id = e.context_id WHERE e.user_id = u.id) AS extensions, "
-        "  (SELECT string_agg(l.name || CASE WHEN ul.main_line THEN '*' ELSE '' END, ',' ORDER BY l.name) "
-        "     FROM user_lines ul JOIN lines l ON l.id = ul.line_id WHERE ul.user_id = u.id) AS lines, "
-        "  v.mailbox "
-        "FROM users u LEFT JOIN voicemails v ON v.id = u.voicemail_id ORDER BY u.id"
-    )
-    names = [d.name for d in cur.description or []]
-    return [dict(zip(names, r, strict=True)) for r in cur.fetchall()]

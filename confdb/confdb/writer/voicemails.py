@@ -90,3 +90,34 @@ def delete_voicemail(conn: psycopg.Connection[Any], voicemail_id: int) -> None:
     if row is None:
         raise NotFound(f"voicemail box {voicemail_id} does not exist")
     events.emit(conn, "voicemail", "deleted", id=voicemail_id, mailbox=row[0], context=row[1])
+
+
+# What update_voicemail may change, with the rules check_voicemail applies at creation.
+VOICEMAIL_FIELDS = {
+    "fullname": validation.voicemail_text,
+    "email": validation.email,
+    "pin": validation.pin,
+}
+
+
+def update_voicemail(conn: psycopg.Connection[Any], voicemail_id: int, changes: dict[str, Any]) -> list[str]:
+    """Change a box's VOICEMAIL_FIELDS (email None or "" removes the address); returns the changed names."""
+    values: dict[str, Any] = {}
+    for name, value in changes.items():
+        checker = VOICEMAIL_FIELDS.get(name)
+        if checker is None:
+            raise validation.ValidationError(f"voicemail.{name}", "is not a voicemail box setting")
+        values[name] = checker(f"voicemail.{name}", value)
+    if not values:
+        return []
+    row = conn.execute(
+        f"UPDATE voicemails SET {', '.join(f'{c} = %s' for c in values)} WHERE id = %s "
+        "RETURNING mailbox, context",
+        [*values.values(), voicemail_id],
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"voicemail box {voicemail_id} does not exist")
+    events.emit(
+        conn, "voicemail", "updated", id=voicemail_id, mailbox=row[0], context=row[1], fields=sorted(values)
+    )
+    return sorted(values)
