@@ -112,9 +112,13 @@ def callerid_name(field: str, value: object) -> str:
     return text(field, value, max_len=80, forbidden='"<>\\')
 
 
+# voicemail.conf separates a mailbox's fields with commas ('|' was the old separator) and `=` starts the
+# value: confgend's escape.list_item drops these, so the writer refuses them.
+LIST_ITEM_FORBIDDEN = ",|\\="
+
+
 def voicemail_text(field: str, value: object) -> str:
-    # voicemail.conf separates a mailbox's fields with commas; '|' was the old separator.
-    return text(field, value, max_len=80, forbidden=",|\\")
+    return text(field, value, max_len=80, forbidden=LIST_ITEM_FORBIDDEN)
 
 
 # Free text that becomes a dialplan application argument (an incall's caller-ID name prefix, in

@@ -81,7 +81,7 @@ def callerid_name(value: object) -> str:
 
 def list_item(value: object) -> str:
     """Free text inside a comma- or pipe-separated field (voicemail.conf, queue members)."""
-    return text(value, drop=",|\\=")
+    return text(value, drop=validation.LIST_ITEM_FORBIDDEN)
 
 
 def dialplan_text(value: object, limit: int = 80) -> str:

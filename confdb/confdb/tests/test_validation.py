@@ -48,7 +48,7 @@ def test_callerid_name_refuses_what_splits_a_callerid(bad: str) -> None:
         validation.callerid_name("user.callerid_name", bad)
 
 
-@pytest.mark.parametrize("bad", ["Martin, Alice", "a|b"])
+@pytest.mark.parametrize("bad", ["Martin, Alice", "a|b", "a=b", "back\\\\slash"])
 def test_voicemail_text_refuses_field_separators(bad: str) -> None:
     with pytest.raises(ValidationError):
         validation.voicemail_text("voicemail.fullname", bad)
