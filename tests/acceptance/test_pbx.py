@@ -20,12 +20,21 @@ PACKAGES = (
     "pbx-agid",
     "pbx-ctid",
     "pbx-confgend",
+    "asterisk",
+    "asterisk-core-sounds-en-gsm",
+    "asterisk-moh-opsound-gsm",
     "postgresql-15",
     "rabbitmq-server",
     "openssh-server",
 )
 PBX_UNITS = ("pbx-event-relay.service", "pbx-agid.service", "pbx-ctid.service", "pbx-confgend.service")
-UNITS = (*PBX_UNITS, "postgresql@15-main.service", "rabbitmq-server.service", "ssh.service")
+UNITS = (
+    *PBX_UNITS,
+    "asterisk.service",
+    "postgresql@15-main.service",
+    "rabbitmq-server.service",
+    "ssh.service",
+)
 # Sockets every PBX has, on loopback only: (protocol, port) -> what.
 LOOPBACK_SERVICES = {
     ("tcp", 4573): "agid (FastAGI)",
@@ -33,6 +42,30 @@ LOOPBACK_SERVICES = {
     ("tcp", 8669): "confgend",
     ("tcp", 5432): "PostgreSQL",
     ("tcp", 5672): "RabbitMQ (AMQP)",
+    ("tcp", 5038): "Asterisk (AMI)",
+}
+# Our Asterisk package (packages/asterisk/README.md): its unit's sandbox, its layout.
+ASTERISK_UNIT = "/lib/systemd/system/asterisk.service"
+ASTERISK_UNIT_DIRECTIVES = (
+    "User=asterisk",
+    "Group=asterisk",
+    "NoNewPrivileges=yes",
+    "CapabilityBoundingSet=\n",
+    "ProtectSystem=strict",
+    "ProtectHome=yes",
+    "PrivateTmp=yes",
+    "PrivateDevices=yes",
+    "SystemCallFilter=@system-service",
+    "RestrictAddressFamilies=",
+    "Restart=on-failure",
+)
+ASTERISK_DIRECTORIES = {
+    "astmoddir": "/usr/lib/asterisk/modules",
+    "astdatadir": "/usr/share/asterisk",
+    "astvarlibdir": "/var/lib/asterisk",
+    "astspooldir": "/var/spool/asterisk",
+    "astlogdir": "/var/log/asterisk",
+    "astrundir": "/run/asterisk",
 }
 # The only ports that may listen beyond loopback: SSH, SIP, and on UDP the DHCP clients and RTP.
 PUBLIC_TCP = {22, 5060, 5061}
@@ -90,6 +123,40 @@ def test_unit_is_active(host, unit):
     assert state == "active", (
         f"{unit} is {state}: {host.run(f'systemctl status --no-pager -n 20 {unit}').stdout}"
     )
+
+
+# --- Asterisk ---
+
+
+def test_asterisk_unit_is_hardened(host):
+    unit = host.file(ASTERISK_UNIT).content_string
+    missing = [d.strip() for d in ASTERISK_UNIT_DIRECTIVES if d not in unit]
+    assert not missing, f"{ASTERISK_UNIT} lacks {missing}"
+    assert "CAP_" not in unit and "User=root" not in unit
+
+
+def test_asterisk_configuration_matches_the_package_layout(host):
+    conf = host.file("/etc/asterisk/asterisk.conf").content_string
+    assert re.search(r"^\[directories\]$", conf, re.M), conf  # not "[directories](!)": ignored
+    for name, path in ASTERISK_DIRECTORIES.items():
+        assert re.search(rf"^{name} => {re.escape(path)}$", conf, re.M), f"{name}: {conf}"
+        assert host.file(path).is_directory or name == "astrundir", f"{path} is missing"
+    assert re.search(r"^execincludes = yes$", conf, re.M), conf
+    assert host.file("/usr/share/asterisk/sounds/en/hello-world.gsm").exists  # Debian's sounds
+    assert sh(host, "ls /usr/share/asterisk/moh").strip(), "no music on hold"
+    for folder in ("/var/lib/asterisk", "/var/spool/asterisk", "/var/log/asterisk"):
+        assert host.file(folder).user == "asterisk", f"{folder} is not Asterisk's"
+
+
+@running
+def test_asterisk_runs_as_its_user_with_the_generated_modules(host):
+    users = sh(host, "ps -o user= -C asterisk").split()
+    assert users and set(users) == {"asterisk"}, f"asterisk runs as {users}"
+    version = sh(host, "asterisk -rx 'core show version'")
+    assert version.startswith("Asterisk 22."), version
+    # modules.conf comes from confgend (#exec stub, autoload = no): its modules are there
+    modules = sh(host, "asterisk -rx 'module show like pjsip'")
+    assert "chan_pjsip.so" in modules and "res_pjsip.so" in modules, modules
 
 
 # --- network ---

@@ -1,7 +1,9 @@
 """Debian packages (issue 6): build, lintian, unit hardening, install, purge and upgrade on a clean bookworm.
 
 - ``debs`` / ``debs_next``: every package at version N (the repository's files) and N+1 (a copy of them
-  plus one test-only migration), built by ``packages/build-debs`` into flat apt repositories.
+  plus one test-only migration), built by ``packages/build-debs`` into flat apt repositories, with our
+  asterisk package (its own version, from packages/build-asterisk's cache; test_asterisk.py checks it
+  alone, the install test here installs it with the PBX and runs it as its unit would).
 - ``bookworm``: makes fresh root filesystems from a bookworm tarball made by mmdebstrap (apt variant +
   systemd + python3), cached in ``build/packaging-cache/`` for a week; made again when missing.
   Downloaded ``.deb`` files are kept there too (bind-mounted as the chroot's apt cache).
@@ -156,13 +158,14 @@ class Build:
             )
 
     def wait(self) -> Path:
-        if self.proc.wait(timeout=900) != 0:
+        # A cold cache builds Asterisk (about 10 minutes on 2 CPUs); `make test` fills it beforehand.
+        if self.proc.wait(timeout=3000) != 0:
             pytest.fail(
                 f"{shlex.join(self.cmd)} exited {self.proc.returncode}:\n{self.log.read_text()[-6000:]}"
             )
         took = time.monotonic() - self.started
         report(
-            f"time: packages/build-debs -V {self.version} (7 packages, from the session start): {took:.0f} s"
+            f"time: packages/build-debs -V {self.version} (8 packages, from the session start): {took:.0f} s"
         )
         return self.repo
 
@@ -368,6 +371,9 @@ class Rootfs:
         for cache in unit.get("CacheDirectory", []):
             mode = unit.get("CacheDirectoryMode", ["0755"])[0]
             setup.append(f"install -d -m {mode} -o {user} -g {group} /var/cache/{cache}")
+        for runtime in unit.get("RuntimeDirectory", []):
+            mode = unit.get("RuntimeDirectoryMode", ["0755"])[0]
+            setup.append(f"install -d -m {mode} -o {user} -g {group} /run/{runtime}")
         self.sh("\n".join(setup))
         log = self.log_dir / f"{name}-{len(self.daemons)}.log"
         argv = [
@@ -453,8 +459,20 @@ def bookworm(bookworm_tarball, tmp_path) -> Iterator[Callable[[], Rootfs]]:
 
 PACKAGES = {"pbx", "pbx-agid", "pbx-ctid", "pbx-confgend", "pbx-confdb", "python3-confdb", "pbx-tools"}
 INSTALLED = PACKAGES - {"pbx-tools"}  # Suggests only
+# Our Asterisk: in the same repository, at its own version (packages/asterisk/source-version).
+ASTERISK = "asterisk"
 UNITS = ("pbx-agid", "pbx-ctid", "pbx-confgend", "pbx-event-relay")
 USERS = ("pbx-agid", "pbx-ctid", "pbx-confgend", "pbx-relay")
+ASTERISK_SOUNDS = ("asterisk-core-sounds-en", "asterisk-core-sounds-en-gsm", "asterisk-moh-opsound-gsm")
+# The folders Asterisk writes (its unit's ReadWritePaths=), its user's (0750) once installed.
+ASTERISK_WRITABLE = (
+    "/var/lib/asterisk",
+    "/var/lib/asterisk/keys",
+    "/var/cache/asterisk",
+    "/var/log/asterisk",
+    "/var/spool/asterisk",
+    "/var/spool/asterisk/voicemail",
+)
 # Lintian warnings we keep, and why (docs/packaging.md lists them too).
 KEPT_LINTIAN_WARNINGS = {
     # Every command documents itself with a complete --help; man pages are not written yet.
@@ -473,7 +491,8 @@ SELECT table_name, (xpath('/row/c/text()',
 FROM information_schema.tables WHERE table_schema = 'public' AND table_type = 'BASE TABLE' ORDER BY 1
 """
 
-pytestmark = pytest.mark.timeout(1800)  # builds (about 50 s a version) and root filesystems are slow
+# builds (about 50 s a version; Asterisk's 10 min when its cache is cold) and root filesystems are slow
+pytestmark = pytest.mark.timeout(3600)
 
 
 # --- build and static checks -----------------------------------------------------------------------------
@@ -481,19 +500,23 @@ pytestmark = pytest.mark.timeout(1800)  # builds (about 50 s a version) and root
 
 def test_every_package_is_built_into_one_apt_repository(debs):
     names = {p.name.split("_")[0] for p in debs.glob("*.deb")}
-    assert names == PACKAGES
+    assert names == PACKAGES | {ASTERISK}
     index = (debs / "Packages").read_text()
-    assert set(re.findall(r"^Package: (\S+)$", index, re.M)) == PACKAGES
-    assert all(f"Version: {VERSION_N}" in stanza for stanza in index.strip().split("\n\n"))
+    assert set(re.findall(r"^Package: (\S+)$", index, re.M)) == PACKAGES | {ASTERISK}
+    stanzas = index.strip().split("\n\n")
+    assert all(f"Version: {VERSION_N}" in stanza for stanza in stanzas if "Package: asterisk\n" not in stanza)
+    asterisk = next(stanza for stanza in stanzas if "Package: asterisk\n" in stanza)
+    assert re.search(r"^Version: \S+\+pbx\d+$", asterisk, re.M), asterisk
     assert (debs / "Packages.gz").exists()
     release = (debs / "Release").read_text()
     assert "Origin: pbx-appliance" in release and "Packages" in release, release
 
 
 def test_lintian_reports_no_errors_and_only_kept_warnings(debs):
-    with Timer("lintian (7 packages)"):
+    ours = sorted(str(deb) for deb in debs.glob("*.deb") if not deb.name.startswith("asterisk_"))
+    with Timer("lintian (7 packages; asterisk: test_asterisk.py)"):
         proc = subprocess.run(
-            ["lintian", "--tag-display-limit", "0", *sorted(map(str, debs.glob("*.deb")))],
+            ["lintian", "--tag-display-limit", "0", *ours],
             env=SYSTEM_ENV,
             capture_output=True,
             text=True,
@@ -512,6 +535,8 @@ def test_lintian_reports_no_errors_and_only_kept_warnings(debs):
 def test_runtime_dependencies_are_debian_python3_packages_and_ours(debs):
     allowed = re.compile(r"^(python3(-[a-z0-9.-]+)?(:any)?|adduser|postgresql-client|debconf)$")
     for deb in debs.glob("*.deb"):
+        if deb.name.startswith("asterisk_"):
+            continue  # libraries (shlibs) and Debian's sounds: test_asterisk.py
         depends = run(["dpkg-deb", "-f", str(deb), "Depends"]).strip()
         for alternative in filter(None, re.split(r"\s*[,|]\s*", depends)):
             name = alternative.split()[0]
@@ -579,32 +604,36 @@ def secrets_digest(rootfs: Rootfs) -> str:
 def test_install_in_clean_bookworm_then_purge(debs, bookworm):
     rootfs = bookworm()
     rootfs.add_repository(debs)
-    with Timer("install test: apt-get install pbx in a clean bookworm"):
+    with Timer("install test: apt-get install pbx asterisk in a clean bookworm"):
         rootfs.sh("apt-get update -q", name="apt-update")
         # No Recommends: rabbitmq-server's Erlang would start epmd on the host's network from the chroot.
-        install = rootfs.sh("apt-get install -y -q --no-install-recommends pbx", name="install")
+        install = rootfs.sh("apt-get install -y -q --no-install-recommends pbx asterisk", name="install")
 
     # Every installed package comes from Debian's mirror or, for ours, from our repository only.
     origins = installed_origins(rootfs)
     report(f"install test: {len(origins)} packages installed, origins checked")
     for package, sources in origins.items():
         assert sources, f"{package}: installed from no source"
-        if package in PACKAGES:
+        if package in PACKAGES | {ASTERISK}:
             assert sources == {OUR_SOURCE}, f"{package}: {sources}"
         else:
             assert all(DEBIAN_SOURCE.match(s) for s in sources), f"{package}: {sources}"
-    assert set(origins) >= INSTALLED
+    assert set(origins) >= INSTALLED | {ASTERISK, *ASTERISK_SOUNDS}
     assert not {"python3-pip", "python3-venv", "python3-virtualenv"} & set(origins)
     assert not rootfs.sh("find /usr/local -type f; find / -xdev -name pyvenv.cfg 2>/dev/null || true").strip()
 
-    for unit in UNITS:
+    for unit in (*UNITS, ASTERISK):
         out = rootfs.sh(f"systemd-analyze verify /lib/systemd/system/{unit}.service 2>&1 && echo verified")
         assert out.strip().splitlines()[-1] == "verified" and "rror" not in out, out
-    report(f"install test: systemd-analyze verify passes in the chroot for {', '.join(UNITS)}")
+    report(f"install test: systemd-analyze verify passes in the chroot for {', '.join(UNITS)}, asterisk")
 
-    users = rootfs.sh(f"getent passwd {' '.join(USERS)}")
+    users = rootfs.sh(f"getent passwd {' '.join(USERS)} asterisk")
     for user in USERS:
         assert re.search(rf"^{user}:x:(\d+):\d+:.*:/nonexistent:/usr/sbin/nologin$", users, re.M), users
+    assert re.search(r"^asterisk:x:\d+:\d+:.*:/var/lib/asterisk:/usr/sbin/nologin$", users, re.M), users
+    asterisk_dirs = rootfs.sh(f"stat -c '%a %U %G %n' {' '.join(ASTERISK_WRITABLE)}")
+    for folder in ASTERISK_WRITABLE:
+        assert f"750 asterisk asterisk {folder}\n" in asterisk_dirs, asterisk_dirs
     modes = rootfs.sh("stat -c '%a %U %G %n' /etc/pbx /etc/pbx/secrets /etc/pbx/secrets/*")
     assert "755 root root /etc/pbx\n" in modes and "700 root root /etc/pbx/secrets\n" in modes, modes
     files = re.findall(r"^(\d+) (\S+) (\S+) /etc/pbx/secrets/(\S+)$", modes, re.M)
@@ -612,8 +641,8 @@ def test_install_in_clean_bookworm_then_purge(debs, bookworm):
         ("600", "root", "root", "ami-confgend.secret"),
         ("600", "root", "root", "ami-ctid.secret"),
     ], modes
-    # the client's own cache of last good copies (no Asterisk here, so root keeps it)
-    assert rootfs.sh("stat -c '%a %U' /var/cache/pbx-confgen").strip() == "750 root"
+    # the client's own cache of last good copies: Asterisk's user runs it (#exec), whichever came first
+    assert rootfs.sh("stat -c '%a %U' /var/cache/pbx-confgen").strip() == "750 asterisk"
     # No local PostgreSQL: it says what is left to do, and how.
     assert "pbx-db-setup: no local PostgreSQL reachable" in install, install[-3000:]
     assert "pbx-admin db init --superuser-dsn" in install and "README.Debian" in install
@@ -621,22 +650,104 @@ def test_install_in_clean_bookworm_then_purge(debs, bookworm):
 
     # postinst a second time (dpkg-reconfigure runs it with "configure"): no failure, nothing changes.
     before = secrets_digest(rootfs)
-    rootfs.sh("dpkg-reconfigure pbx-confdb pbx-agid pbx-ctid pbx-confgend", name="reconfigure")
+    rootfs.sh("dpkg-reconfigure pbx-confdb pbx-agid pbx-ctid pbx-confgend asterisk", name="reconfigure")
     assert secrets_digest(rootfs) == before
-    assert rootfs.sh(f"getent passwd {' '.join(USERS)}") == users
+    assert rootfs.sh(f"getent passwd {' '.join(USERS)} asterisk") == users
+
+    with Timer("install test: Asterisk runs as its unit would"):
+        asterisk_runs_as_its_unit(rootfs)
 
     with Timer("install test: apt-get purge"):
         rootfs.sh(
-            "apt-get purge -y -q pbx pbx-agid pbx-ctid pbx-confgend pbx-confdb python3-confdb", name="purge"
+            "apt-get purge -y -q pbx pbx-agid pbx-ctid pbx-confgend pbx-confdb python3-confdb asterisk",
+            name="purge",
         )
-    assert not rootfs.sh(f"getent passwd {' '.join(USERS)} || true").strip()
-    assert not rootfs.sh(f"getent group {' '.join(USERS)} || true").strip()
+    assert not rootfs.sh(f"getent passwd {' '.join(USERS)} asterisk || true").strip()
+    assert not rootfs.sh(f"getent group {' '.join(USERS)} asterisk || true").strip()
     left = rootfs.sh(
         "ls -d /etc/agid /etc/ctid /etc/confgend /etc/pbx-admin /etc/pbx-event-relay /etc/pbx"
-        " /var/cache/confgend /var/cache/pbx-confgen"
-        " /etc/systemd/system/multi-user.target.wants/pbx-* 2>/dev/null || true"
+        " /var/cache/confgend /var/cache/pbx-confgen /etc/asterisk /var/lib/asterisk /var/log/asterisk"
+        " /var/cache/asterisk /var/spool/asterisk"
+        " /etc/systemd/system/multi-user.target.wants/pbx-*"
+        " /etc/systemd/system/multi-user.target.wants/asterisk.service"
+        " 2>/dev/null || true"
     )
     assert not left.strip(), left
+
+
+# asterisk.conf as the asterisk role writes it (the package's layout), every module of the package loaded,
+# music on hold from Debian's asterisk-moh-opsound-gsm, errors in /var/log/asterisk/messages.
+ASTERISK_CONFIG = {
+    "asterisk.conf": """[directories]
+astetcdir => /etc/asterisk
+astmoddir => /usr/lib/asterisk/modules
+astvarlibdir => /var/lib/asterisk
+astdbdir => /var/lib/asterisk
+astkeydir => /var/lib/asterisk
+astdatadir => /usr/share/asterisk
+astagidir => /usr/share/asterisk/agi-bin
+astspooldir => /var/spool/asterisk
+astrundir => /run/asterisk
+astlogdir => /var/log/asterisk
+astcachedir => /var/cache/asterisk
+astsbindir => /usr/sbin
+
+[options]
+execincludes = yes
+runuser = asterisk
+rungroup = asterisk
+""",
+    "modules.conf": "[modules]\nautoload = yes\n",
+    "logger.conf": "[logfiles]\nmessages => notice,warning,error\n",
+    "musiconhold.conf": "[default]\nmode = files\ndirectory = moh\n",
+}
+
+
+def asterisk_runs_as_its_unit(rootfs: Rootfs) -> None:
+    """ExecStart= as User=asterisk (no capability, no new privileges) with every module of the package:
+    it boots, loads them all (or they decline for want of configuration: none fails to link), finds the
+    sounds and the music on hold of Debian's packages where asterisk.conf says, and stops on SIGTERM."""
+    for name, text in ASTERISK_CONFIG.items():
+        (rootfs.path / "etc/asterisk" / name).write_text(text)
+    proc, log = rootfs.start_unit(ASTERISK)
+    cli = "asterisk -C /etc/asterisk/asterisk.conf -rx"
+    try:
+        for _ in range(60):
+            if proc.poll() is not None:
+                pytest.fail(f"asterisk exited {proc.returncode}:\n{log.read_text()[-3000:]}")
+            booted = rootfs.sh(f"{cli} 'core waitfullybooted' 2>&1 || true")
+            if "fully booted" in booted:
+                break
+            time.sleep(1)
+        else:
+            pytest.fail(f"asterisk did not boot in 60 s:\n{log.read_text()[-3000:]}")
+        version = rootfs.sh(f"{cli} 'core show version'")
+        modules = rootfs.sh(f"{cli} 'module show'")
+        sounds = rootfs.sh(f"{cli} 'core show sound hello-world'")
+        moh = rootfs.sh(f"{cli} 'moh show files'")
+        messages = (rootfs.path / "var/log/asterisk/messages").read_text()
+    finally:
+        status = rootfs.stop(proc)
+    assert version.startswith("Asterisk 22."), version
+    shipped = {p.name for p in (rootfs.path / "usr/lib/asterisk/modules").glob("*.so")}
+    running = set(re.findall(r"^(\S+\.so)\s", modules, re.M))
+    declined = {f"{m}.so" for m in re.findall(r"loader\.c: (\S+) declined to load", messages)}
+    assert shipped - declined <= running, f"not loaded: {sorted(shipped - declined - running)}"
+    for core in ("chan_pjsip.so", "res_pjsip.so", "app_dial.so", "res_agi.so", "codec_gsm.so", "res_srtp.so"):
+        assert core in running, modules[-3000:]
+    broken = [
+        line for line in messages.splitlines() if re.search(r"dlopen|undefined symbol|Error loading", line)
+    ]
+    assert not broken, "\n".join(broken)
+    assert "en" in sounds and "gsm" in sounds, sounds  # /usr/share/asterisk/sounds/en (Debian's alternative)
+    assert "macroform" in moh, moh  # /usr/share/asterisk/moh
+    assert status == 0, f"asterisk stopped by SIGTERM with status {status}:\n{log.read_text()[-3000:]}"
+    report(
+        f"install test: {version.split(' built')[0]} ran as user asterisk: {len(running)} modules running, "
+        f"{len(declined)} declined for want of configuration, sounds and music on hold found; SIGTERM: 0"
+    )
+    for name in ASTERISK_CONFIG:
+        (rootfs.path / "etc/asterisk" / name).unlink()
 
 
 # --- upgrade N -> N+1 with a migration, local PostgreSQL --------------------------------------------------
