@@ -62,6 +62,8 @@ class Env:
         self.scratch = Path(tempfile.mkdtemp(prefix="pbx-bench-"))
         self._postgres: Any = None
         self._cluster: Any = None
+        self._rabbitmq: Any = None
+        self._cleanups: list[Any] = []  # callables, run last first by close()
 
     @property
     def postgres(self) -> Any:
@@ -74,6 +76,21 @@ class Env:
             self._postgres = server
         return self._postgres
 
+    @property
+    def rabbitmq(self) -> Any:
+        """A private RabbitMQ node (harness.rabbitmq.RabbitMQServer), started on first use."""
+        if self._rabbitmq is None:
+            from harness.rabbitmq import RabbitMQServer
+
+            server = RabbitMQServer(self.scratch / "rabbitmq")
+            server.start()
+            self._rabbitmq = server
+        return self._rabbitmq
+
+    def on_close(self, cleanup: Any) -> None:
+        """Have close() call ``cleanup()`` (before stopping the servers), e.g. to stop a whole PBX."""
+        self._cleanups.append(cleanup)
+
     def pbx_database(self) -> Any:
         """A fresh PBX database migrated to head (confdb.testing.PbxDatabase)."""
         from confdb import testing
@@ -84,6 +101,13 @@ class Env:
         return testing.create_database(self._cluster)
 
     def close(self) -> None:
+        while self._cleanups:
+            try:
+                self._cleanups.pop()()
+            except Exception as exc:  # the servers below are stopped all the same
+                print(f"bench: cleanup failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        if self._rabbitmq is not None:
+            self._rabbitmq.stop()
         if self._postgres is not None:
             self._postgres.stop(mode="immediate")
             shutil.rmtree(self._postgres.base_dir, ignore_errors=True)

@@ -70,8 +70,10 @@ class Stats:
 
 
 def outcome(decided: Mapping[str, str]) -> str:
-    """The decision in a few words for the log: its ``*_ACTION``, ``*_STATE``, ``*_DEST_TYPE`` and cause."""
-    parts = [f"{k}={v}" for k, v in decided.items() if k.endswith(("_ACTION", "_STATE", "_DEST_TYPE")) and v]
+    """The decision in a few words for the log: its ``*_ACTION``, ``*_STATE``, ``*_DEST_TYPE``, ``*_SOURCE``
+    (where reverse_lookup found the name; never the name itself) and cause."""
+    keys = ("_ACTION", "_STATE", "_DEST_TYPE", "_SOURCE")
+    parts = [f"{k}={v}" for k, v in decided.items() if k.endswith(keys) and v]
     if decided.get("AGID_DEGRADED") == "1":
         parts.append("degraded")
     if cause := decided.get("AGID_CAUSE"):

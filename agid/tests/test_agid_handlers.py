@@ -147,6 +147,17 @@ def test_reverse_lookup_phonebook(pbx_db: PbxDatabase, data: Data, agid: Any, nu
     assert out["AGID_DEGRADED"] == "0"
 
 
+def test_reverse_lookup_logs_where_it_found_the_name(
+    pbx_db: PbxDatabase, data: Data, agid: Any, caplog
+) -> None:
+    """The decision's one INFO line says which directory answered (not the name: personal data)."""
+    caplog.set_level("INFO", logger="agid.handler")
+    run(agid(pbx_db), "reverse_lookup", "0123456789")
+    lines = [r.getMessage() for r in caplog.records if r.name == "agid.handler"]
+    assert any("reverse_lookup OK: AGID_LOOKUP_SOURCE=phonebook in " in line for line in lines), lines
+    assert not any("ACME" in line for line in lines), lines
+
+
 def test_reverse_lookup_internal_user_from_callerid(pbx_db: PbxDatabase, data: Data, agid: Any) -> None:
     out = run(agid(pbx_db), "reverse_lookup", callerid="1002")
     assert (out["CALLERID(name)"], out["AGID_LOOKUP_SOURCE"]) == ("Bob", "users")

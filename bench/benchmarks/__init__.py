@@ -14,4 +14,6 @@ BENCHMARKS: dict[str, str] = {
     "confgend.generate_10k": "confgend_bench:generate_10k",
     "confgend.client_cpu": "confgend_bench:client_cpu",
     "confgend.reload_storm": "confgend_bench:reload_storm",
+    "calls.setup": "calls_bench:setup",
+    "config.live_change": "calls_bench:live_change",
 }

@@ -8,16 +8,19 @@ last good copy (it could not generate it now), the client warns as below. On any
 a cut or garbled answer, ERR) it prints its own last good copy and warns on stderr and in the journal
 (syslog socket /dev/log); with no copy it prints nothing and exits 1.
 
-Asterisk runs this client about 19 times for pjsip.conf at start and 11 times per res_pjsip reload. When
-confgend did not answer in time, the client notes it (`.unreachable` in the cache folder); for the next
---retry-after seconds every run gives confgend only --quick-timeout before falling back to its copy, so
-that a frozen confgend delays Asterisk's start by one timeout, not one per run. A success clears the note;
-a quick failure does not extend it, so confgend gets a full --timeout again once the window has passed.
+Asterisk runs this client about 40 times at start (19 for pjsip.conf) and 11 times per res_pjsip reload,
+and answers no SIP request before its start is over. When confgend did not answer in time, the client
+notes it (`.unreachable` in the cache folder); for the next --retry-after seconds a run gives confgend
+only --quick-timeout, and at most one run per --probe-interval tries at all (`.probed`: when a quick try
+last failed): the others print the copy at once. So a frozen confgend delays Asterisk's start by one
+timeout, not one per run (nor a quick one per run). A success clears both notes; a quick failure does not
+extend the window, so confgend gets a full --timeout again once the window has passed.
 
 Options (or the environment): --host (PBX_CONFGEN_HOST, 127.0.0.1), --port (PBX_CONFGEN_PORT, 8669),
 --connect-timeout seconds (PBX_CONFGEN_CONNECT_TIMEOUT, 1), --timeout seconds for the whole answer
-(PBX_CONFGEN_TIMEOUT, 5), --quick-timeout seconds (PBX_CONFGEN_QUICK_TIMEOUT, 0.2) and --retry-after
-seconds (PBX_CONFGEN_RETRY_AFTER, 10) after a timeout, --cache-dir (PBX_CONFGEN_CACHE_DIR,
+(PBX_CONFGEN_TIMEOUT, 5), --quick-timeout seconds (PBX_CONFGEN_QUICK_TIMEOUT, 0.2), --retry-after
+seconds (PBX_CONFGEN_RETRY_AFTER, 10) after a timeout and --probe-interval seconds
+(PBX_CONFGEN_PROBE_INTERVAL, 1) between quick tries, --cache-dir (PBX_CONFGEN_CACHE_DIR,
 /var/cache/pbx-confgen); PBX_CONFGEN_SYSLOG_SOCKET (/dev/log).
 """
 
@@ -160,6 +163,7 @@ def _save(path: str, data: bytes) -> None:
 
 SYSLOG_WARNING = 3 * 8 + 4  # facility daemon, severity warning
 UNREACHABLE = ".unreachable"  # in the cache folder: when confgend last did not answer in time
+PROBED = ".probed"  # in the cache folder: when a quick try (within the window) last failed
 
 
 def _recent(path: str, seconds: float) -> bool:
@@ -207,6 +211,7 @@ def _options(argv: list[str]) -> dict[str, str]:
         "timeout": env.get("PBX_CONFGEN_TIMEOUT", "5"),
         "quick_timeout": env.get("PBX_CONFGEN_QUICK_TIMEOUT", "0.2"),
         "retry_after": env.get("PBX_CONFGEN_RETRY_AFTER", "10"),
+        "probe_interval": env.get("PBX_CONFGEN_PROBE_INTERVAL", "1"),
         "cache_dir": env.get("PBX_CONFGEN_CACHE_DIR", "/var/cache/pbx-confgen"),
         "name": "",
     }
@@ -232,36 +237,31 @@ def main(argv: list[str] | None = None) -> int:
         sys.stderr.write("usage: pbx-confgen asterisk/<file>\n")
         return 2
     try:
-        port, connect_timeout, timeout, quick_timeout, retry_after = (
+        port, connect_timeout, timeout, quick_timeout, retry_after, probe_interval = (
             int(opts["port"]),
             float(opts["connect_timeout"]),
             float(opts["timeout"]),
             float(opts["quick_timeout"]),
             float(opts["retry_after"]),
+            float(opts["probe_interval"]),
         )
     except ValueError as exc:
         sys.stderr.write(f"pbx-confgen: bad setting: {exc}\n")
         return 2
     local = os.path.join(opts["cache_dir"], name)
     unreachable = os.path.join(opts["cache_dir"], UNREACHABLE)
+    probed = os.path.join(opts["cache_dir"], PROBED)
     quick = _recent(unreachable, retry_after) and os.path.exists(local)
+    if quick and _recent(probed, probe_interval):
+        return _print_copy(name, local, f"confgend did not answer a try less than {probe_interval:g} s ago")
     if quick:
         connect_timeout = timeout = min(quick_timeout, timeout)
     try:
         data, fresh = fetch_reply(name, opts["host"], port, connect_timeout, timeout)
     except Failed as exc:
-        if exc.timed_out and not quick:
-            _touch(unreachable)
-        try:
-            with open(local, "rb") as handle:
-                data = handle.read()
-        except OSError:
-            _warn(f"{name}: {exc}; no local copy, nothing printed")
-            return 1
-        _warn(f"{name}: {exc}; printing the local copy {local}")
-        sys.stdout.buffer.write(data)
-        sys.stdout.flush()
-        return 0
+        if exc.timed_out:
+            _touch(probed if quick else unreachable)
+        return _print_copy(name, local, str(exc))
     sys.stdout.buffer.write(data)
     sys.stdout.flush()
     if not fresh:
@@ -270,11 +270,25 @@ def main(argv: list[str] | None = None) -> int:
         _save(local, data)
     except OSError as exc:
         _warn(f"{name}: cannot keep a local copy in {local}: {exc}")
-    if quick or os.path.exists(unreachable):
+    for note in (unreachable, probed):
         try:  # noqa: SIM105 - contextlib would cost an import on every call
-            os.unlink(unreachable)
+            os.unlink(note)
         except OSError:
             pass
+    return 0
+
+
+def _print_copy(name: str, local: str, why: str) -> int:
+    """The fallback: print the local copy (exit 0), or nothing (exit 1) when there is none; warn."""
+    try:
+        with open(local, "rb") as handle:
+            data = handle.read()
+    except OSError:
+        _warn(f"{name}: {why}; no local copy, nothing printed")
+        return 1
+    _warn(f"{name}: {why}; printing the local copy {local}")
+    sys.stdout.buffer.write(data)
+    sys.stdout.flush()
     return 0
 
 

@@ -216,3 +216,28 @@ def stop(run_dir: Path, daemon: Daemon, timeout: float = 10.0) -> str:
         os.kill(pid, signal.SIGKILL)
     pid_file(run_dir, daemon).unlink(missing_ok=True)
     return "stopped"
+
+
+def by_name(name: str) -> Daemon:
+    """The entry of DAEMONS called ``name`` ("agid", "confgend", ...)."""
+    for daemon in DAEMONS:
+        if daemon.name == name:
+            return daemon
+    raise KeyError(f"no daemon {name!r}; there are {[d.name for d in DAEMONS]}")
+
+
+def freeze(run_dir: Path, daemon: Daemon) -> int:
+    """SIGSTOP a running daemon, as a hung process: its socket still accepts (the kernel queues the
+    connections) but nothing is answered. Its pid; thaw() it in a finally."""
+    pid = running_pid(run_dir, daemon)
+    if pid is None:
+        raise RuntimeError(f"{daemon.name} does not run: nothing to freeze")
+    os.kill(pid, signal.SIGSTOP)
+    return pid
+
+
+def thaw(run_dir: Path, daemon: Daemon) -> None:
+    """SIGCONT what freeze() stopped (no-op when it does not run)."""
+    pid = running_pid(run_dir, daemon)
+    if pid is not None:
+        os.kill(pid, signal.SIGCONT)

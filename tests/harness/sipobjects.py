@@ -135,6 +135,11 @@ class PhoneCall(pj.Call):
         )
         if info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
             self.tone = None
+            # pjsua gives an ended call's id to a later call (ids wrap at its build's call limit, 4 here):
+            # the ended call's object goes now, while its id still names this call. Replaced later, by the
+            # call that reuses the id, its destructor would hang that new call up (603) and unlink it.
+            if self.agent.calls.get(info.id) is self:
+                del self.agent.calls[info.id]
 
     @guarded
     def onCallMediaState(self, prm: pj.OnCallMediaStateParam) -> None:

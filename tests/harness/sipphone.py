@@ -61,7 +61,7 @@ class CallerId:
 class AgentProcess:
     """One harness.sipagent process: commands with answers, events kept in order."""
 
-    def __init__(self, name: str, log: Path) -> None:
+    def __init__(self, name: str, log: Path, command: list[str] | None = None) -> None:
         self.name = name
         self.log = log
         self._ids = itertools.count(1)
@@ -69,8 +69,9 @@ class AgentProcess:
         self._answers: dict[int, Event] = {}
         self.events: list[Event] = []
         self._log = log.open("ab")
+        self._quitting = False
         self.proc = subprocess.Popen(
-            [str(PYTHON), "-m", "harness.sipagent"],
+            command or [str(PYTHON), "-m", "harness.sipagent"],  # another: e.g. the agent over ssh
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self._log,
@@ -137,10 +138,29 @@ class AgentProcess:
                     raise PhoneError(f"{self.name}: waited for {what}: {problem}; saw: {seen}")
                 self._cond.wait(0.1)
 
+    def quit(self) -> None:
+        """Ask the agent to quit (it hangs up, unregisters and exits, in about a second); close() waits."""
+        if self.proc.poll() is None and not self._quitting:
+            try:
+                self.command("quit", timeout=5.0)
+                self._quitting = True
+            except PhoneError:
+                pass  # close() kills it
+
+    def agent_path(self, local: Path) -> str:
+        """Where the agent writes a file (a recording) that the test reads at ``local``."""
+        return str(local)
+
+    def fetch(self, agent_path: str, local: Path) -> Path:
+        """The file the agent wrote at ``agent_path``, readable here (an agent elsewhere copies it to
+        ``local``)."""
+        return Path(agent_path)
+
     def close(self) -> None:
         if self.proc.poll() is None:
             try:
-                self.command("quit", timeout=5.0)
+                if not self._quitting:
+                    self.command("quit", timeout=5.0)
                 self.proc.wait(5.0)
             except (PhoneError, subprocess.TimeoutExpired):
                 self.proc.kill()
@@ -264,10 +284,11 @@ class Call:
     def listen(self, seconds: float = 1.5, timeout: float = TIMEOUT) -> Audio:
         """Record what this call brings for ``seconds`` and return it (see harness.tones)."""
         path = self.phone.workdir / f"{self.phone.name}-call{self.id}-{time.monotonic_ns()}.wav"
-        result = self.phone.agent.command(
-            "record", timeout + seconds, call=self.id, seconds=seconds, path=str(path)
+        agent = self.phone.agent
+        result = agent.command(
+            "record", timeout + seconds, call=self.id, seconds=seconds, path=agent.agent_path(path)
         )
-        return Audio.read(Path(result["path"]))
+        return Audio.read(agent.fetch(result["path"], path))
 
 
 class Phone:
@@ -395,7 +416,7 @@ class SipPhones:
     def _start(self, name: str, address: str, port: int, tone: int | None) -> Phone:
         self.workdir.mkdir(parents=True, exist_ok=True)
         tone = tone or TONES[len(self.phones) % len(TONES)]
-        agent = AgentProcess(name, self.workdir / f"{name}.log")
+        agent = self.agent(name)
         phone = Phone(agent, name, f"{self.host}:{self.port}", tone, self.workdir)
         self.phones.append(phone)
         phone.address = agent.command("start", 20.0, host=address, port=port, tone=tone)["address"]
@@ -413,14 +434,30 @@ class SipPhones:
         return phone
 
     def provider(
-        self, name: str = "provider", *, address: str = "127.0.0.2", port: int = 0, tone: int | None = None
+        self,
+        name: str = "provider",
+        *,
+        address: str = "127.0.0.2",
+        port: int = 0,
+        tone: int | None = None,
+        number: str = "",
+        display: str = "",
     ) -> Phone:
-        """A trunk provider: no registration, its own ``address`` (and ``port``; 0: any)."""
+        """A trunk provider: no registration, its own ``address`` (and ``port``; 0: any). Its calls come
+        from ``number`` (default ``name``) with the display name ``display`` (none by default)."""
         phone = self._start(name, address, port, tone)
-        phone.agent.command("account", user=name, domain=phone.address, register=False)
+        phone.agent.command(
+            "account", user=number or name, domain=phone.address, register=False, display=display
+        )
         return phone
 
+    def agent(self, name: str) -> AgentProcess:
+        """The agent process of a new phone (a variant may run it elsewhere, e.g. over ssh)."""
+        return AgentProcess(name, self.workdir / f"{name}.log")
+
     def close(self) -> None:
+        for phone in self.phones:  # all at once: each takes about a second to stop
+            phone.agent.quit()
         for phone in self.phones:
             phone.agent.close()
         self.phones = []

@@ -65,6 +65,10 @@ def _global(out: ConfWriter, ctx: Context) -> None:
     out.option("user_agent", escape.text(ctx.setting("pjsip", "user_agent", default="PBX")))
     # Trunks recognised by address first, then phones by their user name.
     out.option("endpoint_identifier_order", "ip,username")
+    # After a restart the contacts registered before it are back (astdb) but unqualified: their lines are
+    # UNAVAILABLE (presence, BLF, queue members) until the first OPTIONS, by default at a random moment
+    # within qualify_frequency (60 s). Qualify them all within a second of the start instead.
+    out.option("max_initial_qualify_time", "1")
 
 
 def _transports(out: ConfWriter, transports: dict[str, str]) -> set[str]:

@@ -122,7 +122,7 @@ def test_after_a_timeout_the_next_runs_fall_back_at_once(serve, tmp_path: Path) 
     (tmp_path / "asterisk").mkdir()
     (tmp_path / "asterisk/pjsip.conf").write_bytes(b"old copy\n")
     frozen = serve(lambda req: None)
-    window = ("--retry-after", "3", "--quick-timeout", "0.2")
+    window = ("--retry-after", "3", "--quick-timeout", "0.2", "--probe-interval", "0")  # every run tries
     started = time.monotonic()
     assert run(frozen, tmp_path, *window, timeout="1.5")[:2] == (0, b"old copy\n")
     assert time.monotonic() - started >= 1.5  # the first run waits the full timeout
@@ -136,6 +136,36 @@ def test_after_a_timeout_the_next_runs_fall_back_at_once(serve, tmp_path: Path) 
     started = time.monotonic()
     assert run(frozen, tmp_path, *window, timeout="1.5")[:2] == (0, b"old copy\n")
     assert time.monotonic() - started >= 1.5
+
+
+def test_within_the_window_one_run_per_probe_interval_tries_the_others_print_the_copy_at_once(
+    serve, tmp_path: Path
+) -> None:
+    """Asterisk answers no SIP request until its start is over, which runs the client ~40 times: after a
+    timeout, a failed quick try makes the next runs of the probe interval print the copy without trying;
+    once the interval has passed a run tries again, and finds confgend back."""
+    (tmp_path / "asterisk").mkdir()
+    (tmp_path / "asterisk/pjsip.conf").write_bytes(b"old copy\n")
+    (tmp_path / client.UNREACHABLE).touch()  # a full timeout has just happened
+    frozen = serve(lambda req: None)
+    asked: list[bytes] = []
+    back = serve(lambda req: asked.append(req) or b"OK %d fresh\n" % len(CONTENT) + CONTENT)
+    window = ("--retry-after", "60", "--quick-timeout", "0.5", "--probe-interval", "2")
+    started = time.monotonic()
+    code, out, err = run(frozen, tmp_path, *window)
+    assert (code, out) == (0, b"old copy\n") and "within 0.5 s" in err
+    assert time.monotonic() - started >= 0.5
+    assert (tmp_path / client.PROBED).exists()
+    for _ in range(3):  # confgend is back, but the runs of the probe interval do not ask it
+        started = time.monotonic()
+        code, out, err = run(back, tmp_path, *window)
+        assert (code, out) == (0, b"old copy\n") and "did not answer a try" in err
+        assert time.monotonic() - started < 0.5  # no try: the interpreter's start only
+    assert asked == []
+    time.sleep(2)
+    assert run(back, tmp_path, *window)[:2] == (0, CONTENT)  # the interval has passed: it tries, fresh
+    assert asked == [b"asterisk/pjsip.conf\n"]
+    assert not (tmp_path / client.UNREACHABLE).exists() and not (tmp_path / client.PROBED).exists()
 
 
 def test_a_success_ends_the_window(serve, tmp_path: Path) -> None:
@@ -196,7 +226,7 @@ def test_help_names_every_setting() -> None:
         [sys.executable, "-m", "confgend.client", "--help"], capture_output=True, text=True, check=True
     ).stdout
     for word in ("--connect-timeout", "--timeout", "--cache-dir", "PBX_CONFGEN_TIMEOUT", "journal",
-                 "--quick-timeout", "--retry-after"):  # fmt: skip
+                 "--quick-timeout", "--retry-after", "--probe-interval"):  # fmt: skip
         assert word in out
 
 

@@ -193,6 +193,7 @@ APP_MODULES = {
 FUNCTION_MODULES = {
     "CALLERID": "func_callerid.so",
     "PJSIP_DIAL_CONTACTS": "chan_pjsip.so",
+    "PJSIP_ENDPOINT": "func_pjsip_endpoint.so",  # pbx-originated: the line's own caller ID
     "GROUP": "func_groupcount.so",  # set and counted by agid's incoming_user
     "GROUP_COUNT": "func_groupcount.so",
     "QUEUE_WAITING_COUNT": "app_queue.so",  # read by agid's incoming_queue
@@ -237,3 +238,17 @@ def test_the_any_mailbox_code_asks_which_mailbox(library, tmp_path: Path) -> Non
     apps = [(step.app, step.args) for step in library["pbx-voicemail-any"]]
     assert ("VoiceMailMain", "") in apps
     assert not any("PBX_MAILBOX" in args for _app, args in apps)
+
+
+def test_a_call_dialled_through_cti_shows_the_line_not_the_number_dialled(library) -> None:
+    """ctid's Originate gives the user's channel the number dialled as caller ID (what the user's phone
+    shows while it rings first); every context that calls someone gives it back the line's own first."""
+    for name in ("pbx-user", "pbx-group", "pbx-queue", "pbx-outcall"):
+        first = library[name][0]
+        assert (first.app, first.args) == ("Gosub", "pbx-originated,s,1"), name
+    steps = library["pbx-originated"]
+    assert (steps[0].app, steps[0].args) == ("GotoIf", '$["${CTID_USER}" = ""]?done')
+    assert ("Set", "CALLERID(all)=${PJSIP_ENDPOINT(${CHANNEL(endpoint)},callerid)}") in [
+        (s.app, s.args) for s in steps
+    ]
+    assert walk(steps, 0)[1] == []

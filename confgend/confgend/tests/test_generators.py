@@ -7,6 +7,7 @@ import os
 import shutil
 import subprocess
 import sys
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,7 @@ from hypothesis import strategies as st
 from confgend import escape
 from confgend.generators import GENERATORS
 from confgend.generators.base import Context
+from confgend.generators.extensions import last_minute
 from confgend.tests import dataset
 from confgend.tests.astconf import parse
 
@@ -289,6 +291,19 @@ def test_dialplan_text_keeps_only_harmless_characters() -> None:
 
 def test_asterisklint_is_the_real_cli() -> None:
     assert shutil.which("asterisklint", path=str(ASTERISKLINT.parent)) or not ASTERISKLINT.exists()
+
+
+def test_schedule_periods_close_when_agid_says_so() -> None:
+    """The static default (GotoIfTime includes its end minute) agrees with agid (start <= t < end)."""
+    text = GENERATORS["asterisk/extensions.conf"].generate(dataset.snapshot(), Context({}))
+    assert "GotoIfTime(08:30-11:59,mon&tue&wed&thu&fri,*,*,Europe/Paris?open)" in text
+    assert "GotoIfTime(14:00-17:59,mon&tue&wed&thu&fri,*,*,Europe/Paris?open)" in text
+    assert [last_minute(t) for t in (time(0, 1), time(12, 0), time(23, 59), time.max)] == [
+        time(0, 0),
+        time(11, 59),
+        time(23, 58),
+        time(23, 59),
+    ]
 
 
 def test_transports_are_bound_as_configured() -> None:
