@@ -106,6 +106,20 @@ def test_callee_rejects_caller_reaches_the_busy_greeting(pbx: FullPbx, phones: S
     caller.wait_disconnected()
 
 
+def test_callee_not_registered_caller_reaches_the_unavailable_greeting(
+    pbx: FullPbx, phones: SipPhones
+) -> None:
+    """1009's phone is not registered (CHANUNAVAIL): not busy, unavailable: its unavailable greeting."""
+    caller = phone(pbx, phones, CALLER)
+    mark = LogMark.now(pbx)
+    caller.call("1009")
+    caller.wait_confirmed()  # the mailbox answers at once: nothing can ring
+    mark.wait_voicemail(channel_of(pbx, CALLER), "1009@default", "u")
+    hears_something(caller.current)
+    caller.hangup()
+    caller.wait_disconnected()
+
+
 def test_callee_at_its_simultaneous_calls_is_busy(pbx: FullPbx, phones: SipPhones, changes: Changes) -> None:
     """1002 takes one call at a time and is on the phone with 1003: 1001's call does not ring 1002's phone
     and reaches 1002's busy greeting."""
