@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import IO, Any
 
-from twisted.logger import LogLevel, globalLogPublisher
+from twisted.logger import LogLevel, eventAsText, globalLogPublisher
 from twisted.python.failure import Failure
 from twisted.python.threadable import isInIOThread
 
@@ -78,3 +78,21 @@ def route_stdlib(level: str, call_from_thread: Callable[..., object]) -> None:
     root = logging.getLogger()
     root.handlers[:] = [TwistedHandler(call_from_thread)]
     root.setLevel(STDLIB_LEVELS[level])
+
+
+_PRIORITIES = {LogLevel.critical: 2, LogLevel.error: 3, LogLevel.warn: 4, LogLevel.info: 6, LogLevel.debug: 7}
+
+
+def journal_observer(stream: IO[str]) -> Callable[[Event], None]:
+    """Under systemd: each line starts with its syslog priority (`<3>` for an error), which the journal
+    reads, and carries no timestamp (the journal stamps it)."""
+
+    def observe(event: Event) -> None:
+        text = eventAsText(event, includeTimestamp=False)
+        if not text:
+            return
+        priority = _PRIORITIES.get(event.get("log_level", LogLevel.info), 6)
+        stream.write("".join(f"<{priority}>{line}\n" for line in text.splitlines()))
+        stream.flush()
+
+    return observe

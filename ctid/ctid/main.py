@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
@@ -76,10 +77,14 @@ def main(argv: list[str] | None = None) -> int:
 
     from confdb.busconsumer import quiet_pika
     from ctid.daemon import Ctid
-    from ctid.logbridge import route_stdlib
+    from ctid.logbridge import journal_observer, route_stdlib
 
     level = LogLevel.levelWithName(config.log_level)
-    observer = FilteringLogObserver(textFileLogObserver(sys.stderr), [LogLevelFilterPredicate(level)])
+    # under systemd the journal stamps each line and reads its priority; elsewhere the line is stamped
+    write = (
+        journal_observer(sys.stderr) if os.environ.get("JOURNAL_STREAM") else textFileLogObserver(sys.stderr)
+    )
+    observer = FilteringLogObserver(write, [LogLevelFilterPredicate(level)])
     globalLogBeginner.beginLoggingTo([observer], redirectStandardIO=False)
     route_stdlib(config.log_level, reactor.callFromThread)  # the bus consumer logs through logging
     if config.log_level != "debug":

@@ -38,3 +38,20 @@ def test_records_become_twisted_events_handed_over_from_other_threads() -> None:
     assert lost["log_format"] == "{log_text}" and lost["log_text"] == "bus: lost (reason {with braces})"
     assert isinstance(lost["log_time"], float)
     assert failed["log_level"].name == "error" and failed["log_failure"].check(ValueError)
+
+
+def test_under_the_journal_a_line_carries_its_priority_and_no_timestamp() -> None:
+    import io
+
+    from twisted.logger import LogLevel
+
+    from ctid.logbridge import journal_observer
+
+    out = io.StringIO()
+    observe = journal_observer(out)
+    observe({"log_level": LogLevel.error, "log_format": "AMI: {what}", "what": "refused", "log_time": 0.0})
+    observe({"log_level": LogLevel.info, "log_format": "up", "log_time": 0.0, "log_namespace": "ctid"})
+    assert out.getvalue().splitlines()[0].startswith("<3>")
+    assert "AMI: refused" in out.getvalue().splitlines()[0]
+    assert out.getvalue().splitlines()[1].startswith("<6>")
+    assert "1970" not in out.getvalue()

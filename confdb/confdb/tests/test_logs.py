@@ -1,4 +1,5 @@
-"""The daemons' log lines: stamped by us in a file or a terminal, by the journal under systemd."""
+"""The daemons' log lines: stamped by us in a file or a terminal; in the journal, which stamps them, they
+carry their priority instead."""
 
 from __future__ import annotations
 
@@ -6,16 +7,24 @@ import re
 import subprocess
 import sys
 
-import pytest
+SCRIPT = (
+    "import logging; from confdb import logs; logs.setup('INFO'); log = logging.getLogger('x');"
+    "log.info('hello'); log.error('broken'); log.warning('careful'); log.debug('hidden')"
+)
 
-SCRIPT = "import logging; from confdb import logs; logs.setup('INFO'); logging.getLogger('x').info('hello')"
 
-
-@pytest.mark.parametrize(("journal", "stamped"), [(None, True), ("8:1234", False)])
-def test_a_line_carries_a_timestamp_unless_the_journal_stamps_it(journal: str | None, stamped: bool) -> None:
+def run(journal: str | None) -> list[str]:
     env = {"PATH": "/usr/bin:/bin", **({"JOURNAL_STREAM": journal} if journal else {})}
-    err = subprocess.run(
-        [sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, check=True
-    ).stderr
-    assert err.endswith("INFO x: hello\n")
-    assert bool(re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO x: hello", err)) is stamped
+    done = subprocess.run([sys.executable, "-c", SCRIPT], capture_output=True, text=True, env=env, check=True)
+    return done.stderr.splitlines()
+
+
+def test_a_line_carries_its_timestamp_outside_the_journal() -> None:
+    lines = run(None)
+    assert len(lines) == 3, lines
+    assert re.fullmatch(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3} INFO x: hello", lines[0]), lines
+
+
+def test_in_the_journal_a_line_carries_its_priority() -> None:
+    """journald reads `<N>` as the priority (`journalctl -p err` then finds the daemons' errors)."""
+    assert run("8:1234") == ["<6>INFO x: hello", "<3>ERROR x: broken", "<4>WARNING x: careful"]

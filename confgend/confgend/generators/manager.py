@@ -1,7 +1,9 @@
 """manager.conf: AMI on 127.0.0.1 only, one user per local daemon (ctid, confgend).
 
-Each user's secret is generated at install into a root-only file (`asterisk.manager.users[].secret_file`)
-and read here at every generation; there is no default secret. A user whose file is missing, unreadable
+Each user's secret is generated at install into a root-only file, `ami-<name>.secret` in
+`asterisk.manager.secrets_dir` (the package's service gets copies of those files only, in its runtime
+folder), or `asterisk.manager.users[].secret_file`; read here at every generation; there is no default
+secret. A user whose file is missing, unreadable
 or not a plain token is left out (logged), the others are kept. Event filters drop the events no one
 reads (Newexten, VarSet, ...), which are most of the AMI traffic.
 """
@@ -14,16 +16,16 @@ from confdb.read.confgend import Snapshot
 from confgend import escape
 from confgend.generators.base import ConfWriter, Context
 
+# A user's secret is its `secret_file`, else `ami-<name>.secret` in `asterisk.manager.secrets_dir`.
+DEFAULT_SECRETS_DIR = "/etc/pbx/secrets"
 DEFAULT_USERS = (
     {
         "name": "ctid",
-        "secret_file": "/etc/pbx/secrets/ami-ctid.secret",
         "read": "system,call,agent,user,dtmf,reporting",
         "write": "system,call,originate,agent,reporting",
     },
     {
         "name": "confgend",
-        "secret_file": "/etc/pbx/secrets/ami-confgend.secret",
         "read": "system",
         "write": "system,config",
     },
@@ -52,10 +54,11 @@ def generate(snap: Snapshot, ctx: Context) -> str:
             ("allowmultiplelogin", "yes"),
         ]
     )
+    secrets_dir = str(ctx.setting("manager", "secrets_dir", default=DEFAULT_SECRETS_DIR))
     for user in ctx.setting("manager", "users", default=DEFAULT_USERS) or ():
         try:
             name = escape.ident(user.get("name"), "AMI user")
-            secret = read_secret(str(user.get("secret_file")))
+            secret = read_secret(str(user.get("secret_file") or f"{secrets_dir}/ami-{name}.secret"))
             read = escape.text(user.get("read", "system"), drop="=")
             write = escape.text(user.get("write", "system"), drop="=")
         except (OSError, UnicodeDecodeError, escape.Unsafe, AttributeError) as exc:
