@@ -1,9 +1,10 @@
 # Development and CI entry points. See README.md.
-#   make deps         apt packages + .venv (test tools only) + editable installs of the components
-#   make test         ruff, then every test (components' */tests and tests/)
+#   make deps         the stack's apt packages + .venv (test tools only) + editable installs of the components
+#   make test         ruff, then every test (components' */tests and tests/); apt groups stack+debs+image+test
+#   make apt-deps     every apt group (make print-apt-packages lists them)
 #   make lint         ruff check + ruff format --check
 #   make stack        local PostgreSQL + RabbitMQ under run/ (STACK_ARGS="--pg-port 6543 ...")
-#   make stack-down / stack-status
+#   make stack-down / stack-status (each service, its ports, whether it answers; exit 1 when one does not)
 #   make debs         Debian packages of every component + apt index in build/debs (docs/packaging.md)
 #   make asterisk-deb our Asterisk package for this machine into build/debs (cached: instant when unchanged)
 #   make debs-test    only the packaging tests (lintian, units, install/upgrade in a clean bookworm)
@@ -24,40 +25,52 @@ DEPS_STAMP := $(VENV)/.deps-stamp
 PYTEST_ARGS ?=
 STACK_ARGS ?=
 
-# Runtime libraries come from bookworm (the versions the appliance ships); the servers are for the
-# test harness and the local stack. setpriv (util-linux) runs PostgreSQL as "postgres" when we are root.
+# Apt packages, in groups: each target installs the groups it uses (missing packages only), so that
+# `make stack` does not bring the CI toolchain. `make apt-deps` installs every group.
+#
+# stack (APT_PACKAGES; `make deps`, `make stack` and every other target): what the stack runs and builds.
+# Runtime libraries come from bookworm (the versions the appliance ships); the servers are for the test
+# harness and the local stack; setpriv (util-linux) runs PostgreSQL as "postgres" when we are root.
 APT_PACKAGES := \
 	postgresql-15 postgresql-client-15 rabbitmq-server util-linux \
 	python3 python3-venv python3-pip python3-setuptools python3-wheel \
 	python3-psycopg python3-psycopg-pool python3-twisted python3-sqlalchemy python3-alembic \
-	python3-pika python3-jinja2 python3-yaml python3-psycopg2 python3-openssl graphviz \
+	python3-pika python3-jinja2 python3-yaml python3-psycopg2 python3-openssl \
 	asterisk-core-sounds-en asterisk-core-sounds-en-gsm asterisk-moh-opsound-gsm
-# The call benchmarks (bench/run calls.setup): SIPp (/usr/bin/sipp) places and answers the calls.
-APT_PACKAGES += sip-tester
-# Debian packaging (packages/, `make debs`, tests/packaging): build tools, lintian, mmdebstrap for the
-# install/upgrade tests in a clean bookworm, systemd-analyze for the units.
-APT_PACKAGES += \
-	build-essential debhelper dh-python pybuild-plugin-pyproject python3-all dpkg-dev apt-utils \
-	lintian mmdebstrap systemd git mount
-# Our Asterisk (packages/build-asterisk): the source's verification (dscverify, Debian's keyring) and the
+# Our Asterisk (packages/build-asterisk, run by `make asterisk-deb` before the stack starts it): the
+# source's verification (dscverify, Debian's keyring), dpkg-buildpackage and the apt index, and the
 # Build-Depends of packages/asterisk/debian/control (a test checks that they are all here).
 APT_PACKAGES += \
+	build-essential debhelper dpkg-dev apt-utils \
 	devscripts debian-keyring bzip2 pkg-config libcurl4-openssl-dev libedit-dev libjansson-dev \
 	libpq-dev libsqlite3-dev libsrtp2-dev libssl-dev libsystemd-dev libxml2-dev libxslt1-dev uuid-dev
-# Ansible roles and the dev box (roles/, site.yml, image/image.yml, Vagrantfile, tests/ansible):
-# systemd-nspawn boots the test host; vagrant-libvirt lets `vagrant validate` check the libvirt settings.
-APT_PACKAGES += \
-	ansible ansible-lint systemd-container vagrant vagrant-libvirt
-# Appliance images (image/build, tests/acceptance): bootstrap, filesystem and disk without loop mounts,
-# GRUB for BIOS, qemu to boot the VM image, arch-test for mmdebstrap's i386 (XIOH) image.
-APT_PACKAGES += \
-	mmdebstrap arch-test e2fsprogs fdisk grub-pc-bin qemu-system-x86 qemu-utils openssh-client
+# debs (`make debs`): the Python packages' build (packages/build-debs: pybuild, a clean tree from git).
+APT_DEBS_PACKAGES := dh-python pybuild-plugin-pyproject python3-all git
+# image (`make image`, `make acceptance`; image/build): bootstrap, the roles applied through Ansible's
+# chroot connection, filesystem and disk without loop mounts, GRUB for BIOS, qemu to boot the VM image,
+# arch-test for mmdebstrap's i386 (XIOH) image.
+APT_IMAGE_PACKAGES := \
+	mmdebstrap ansible systemd mount arch-test e2fsprogs fdisk grub-pc-bin qemu-system-x86 qemu-utils \
+	openssh-client
+# test (`make test`, with the two groups above): packaging tests (lintian, mmdebstrap's clean bookworm,
+# systemd-analyze), the Ansible roles and the dev box (tests/ansible: systemd-nspawn boots the test
+# host; vagrant-libvirt lets `vagrant validate` check the libvirt settings), lockgraph's rendering
+# (graphviz), and SIPp for the call benchmarks (bench/run calls.setup).
+APT_TEST_PACKAGES := \
+	lintian mmdebstrap systemd git mount ansible ansible-lint systemd-container vagrant vagrant-libvirt \
+	graphviz sip-tester
+APT_GROUPS := stack debs image test
+apt-packages-stack = $(APT_PACKAGES)
+apt-packages-debs = $(APT_DEBS_PACKAGES)
+apt-packages-image = $(APT_IMAGE_PACKAGES)
+apt-packages-test = $(APT_TEST_PACKAGES)
 
 SUDO := $(shell [ "$$(id -u)" -eq 0 ] || echo sudo)
 # stack-down/status must work without a venv.
 STACK_PYTHON = $(firstword $(wildcard $(PY)) $(SYSTEM_PYTHON))
 
-.PHONY: deps apt-deps test lint stack stack-down stack-status clean
+.PHONY: deps apt-deps $(addprefix apt-,$(APT_GROUPS)) print-apt-packages
+.PHONY: test lint stack stack-down stack-status clean
 .PHONY: debs debs-test asterisk-deb
 .PHONY: image image-vm image-xioh acceptance
 IMAGE_DIR ?= build/image
@@ -74,15 +87,18 @@ ASTERISK_ARCHS ?= $(shell dpkg --print-architecture)
 
 deps: $(DEPS_STAMP)
 
-# Installs only what is missing. A policy-rc.d that denies starts keeps the packages' own
-# PostgreSQL/RabbitMQ/epmd services from starting (we run private instances); an existing policy is kept.
-apt-deps:
-	@missing=""; \
-	for pkg in $(APT_PACKAGES); do \
+apt-deps: $(addprefix apt-,$(APT_GROUPS))
+
+# apt-stack, apt-debs, apt-image, apt-test: one group each. Installs only what is missing (checking
+# takes under a second). A policy-rc.d that denies starts keeps the packages' own PostgreSQL/RabbitMQ/epmd
+# services from starting (we run private instances); an existing policy is kept.
+$(addprefix apt-,$(APT_GROUPS)): apt-%:
+	@group=$*; missing=""; \
+	for pkg in $(apt-packages-$*); do \
 	  dpkg-query -W -f='$${Status}\n' "$$pkg" 2>/dev/null | grep -qx 'install ok installed' || missing="$$missing $$pkg"; \
 	done; \
-	if [ -z "$$missing" ]; then echo "apt: all packages present"; exit 0; fi; \
-	echo "apt: installing$$missing"; \
+	if [ -z "$$missing" ]; then echo "apt ($$group): all packages present"; exit 0; fi; \
+	echo "apt ($$group): installing$$missing"; \
 	policy=/usr/sbin/policy-rc.d; \
 	if [ ! -e "$$policy" ]; then \
 	  printf '#!/bin/sh\n# temporary, from the PBX Makefile: no service starts during install\nexit 101\n' \
@@ -94,7 +110,13 @@ apt-deps:
 	$(SUDO) env DEBIAN_FRONTEND=noninteractive \
 	  apt-get install -y -qq --no-install-recommends $$missing </dev/null
 
-$(DEPS_STAMP): Makefile requirements-dev.txt $(COMPONENT_PROJECTS) | apt-deps
+# What each group holds, one line each ("stack: postgresql-15 ...").
+print-apt-packages:
+	@$(foreach group,$(APT_GROUPS),echo "$(group): $(apt-packages-$(group))";)
+
+# The one stamp: redone when the Makefile (its apt lists among the rest), requirements-dev.txt or a
+# component's pyproject.toml changes.
+$(DEPS_STAMP): Makefile requirements-dev.txt $(COMPONENT_PROJECTS) | apt-stack
 	@if [ -e $(VENV) ] && ! { grep -qx 'home = /usr/bin' $(VENV)/pyvenv.cfg \
 	  && grep -qx 'include-system-site-packages = true' $(VENV)/pyvenv.cfg; } 2>/dev/null; then \
 	  echo "venv: $(VENV) is not a --system-site-packages venv of $(SYSTEM_PYTHON); recreating"; rm -rf $(VENV); \
@@ -109,7 +131,7 @@ $(DEPS_STAMP): Makefile requirements-dev.txt $(COMPONENT_PROJECTS) | apt-deps
 	done
 	@touch $@
 
-test: deps asterisk-deb
+test: deps asterisk-deb apt-debs apt-image apt-test
 	$(VENV)/bin/ruff check .
 	@rc=0; $(PY) -m pytest $(PYTEST_ARGS) || rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5), counted as success"; rc=0; fi; \
@@ -124,27 +146,27 @@ lint: deps
 	$(VENV)/bin/ruff format --check .
 
 # Every Debian package, built from the repository's files (see docs/packaging.md), with an apt index.
-debs: apt-deps
+debs: apt-stack apt-debs
 	packages/build-debs -o $(DEBS_DIR) -A "$(ASTERISK_ARCHS)"
 
 # Our Asterisk package alone, for this machine, into DEBS_DIR (its index rewritten), where the test harness
 # and the local stack take it (cold: about 4 min on 2 CPUs; cached: under a second).
-asterisk-deb: apt-deps
+asterisk-deb: apt-stack
 	packages/build-asterisk -o $(DEBS_DIR)
 	packages/index-debs $(DEBS_DIR)
 
 # The packaging tests alone (also part of `make test`): lintian, units, install/upgrade in a clean bookworm.
-debs-test: deps
+debs-test: deps apt-debs apt-test
 	$(PY) -m pytest tests/packaging $(PYTEST_ARGS)
 
 # Appliance images from scratch (image/build --help); they install the packages of `make debs`.
-image: deps debs
+image: deps debs apt-image
 	image/build -o $(IMAGE_DIR) $(IMAGE_ARGS)
 
-image-vm: deps debs
+image-vm: deps debs apt-image
 	image/build -o $(IMAGE_DIR) $(IMAGE_ARGS) vm
 
-image-xioh: deps debs
+image-xioh: deps debs apt-image
 	image/build -o $(IMAGE_DIR) $(IMAGE_ARGS) xioh
 
 # The XIOH image needs the i386 Asterisk in DEBS_DIR (built in an i386 chroot, cached like amd64's).
@@ -152,7 +174,7 @@ image image-xioh: ASTERISK_ARCHS = $(shell dpkg --print-architecture) i386
 
 # Build the VM image, boot it in qemu (KVM when usable) and run tests/acceptance against its root
 # filesystem (chroot) and the running VM (SSH); prints the time of each step.
-acceptance: deps debs
+acceptance: deps debs apt-image
 	@start=$$SECONDS; image/build -o $(IMAGE_DIR) $(IMAGE_ARGS) vm; \
 	echo "timing: VM image build $$((SECONDS - start)) s"
 	@start=$$SECONDS; rc=0; \

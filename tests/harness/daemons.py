@@ -4,14 +4,17 @@ pid file and log under ``<run dir>/daemons/``, and the PBX's Asterisk under ``<r
 Each entry of DAEMONS names an executable in .venv/bin (or a module run by .venv's python) and writes its
 configuration from the environment of harness.pbxconf.service_env. A daemon whose executable is not
 installed is skipped and said so. ``asterisk()`` gives the Asterisk that pulls its configuration from
-that confgend, on the same ports.
+that confgend, on the same ports. ``PROBES`` asks each daemon that listens whether it answers, over its own
+protocol (agid: FastAGI ``ping``; ctid: CTI ``ping``; confgend: a file fetch), within a timeout.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
@@ -21,7 +24,7 @@ from pathlib import Path
 import yaml
 
 from harness.asterisk import AsteriskServer
-from harness.ports import port_is_free
+from harness.ports import LOOPBACK, port_is_free
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = REPO / ".venv" / "bin"
@@ -241,3 +244,121 @@ def thaw(run_dir: Path, daemon: Daemon) -> None:
     pid = running_pid(run_dir, daemon)
     if pid is not None:
         os.kill(pid, signal.SIGCONT)
+
+
+# -- health probes: each daemon asked over its own protocol, with a deadline --------------------------
+
+
+class ProbeError(RuntimeError):
+    """A daemon did not answer its probe (refused, timed out, or answered wrong); the message says which."""
+
+
+@dataclass(frozen=True)
+class _Budget:
+    """One probe's name and its absolute deadline."""
+
+    what: str
+    timeout: float
+    deadline: float
+
+    @classmethod
+    def of(cls, what: str, timeout: float) -> _Budget:
+        return cls(what, timeout, time.monotonic() + timeout)
+
+    def left(self) -> float:
+        left = self.deadline - time.monotonic()
+        if left <= 0:
+            raise self.error(f"no answer within {self.timeout:g} s")
+        return left
+
+    def error(self, why: str) -> ProbeError:
+        return ProbeError(f"{self.what}: {why}")
+
+
+def _read_line(sock: socket.socket, buffer: bytearray, budget: _Budget) -> bytes:
+    """One LF-terminated line from ``sock`` (``buffer`` keeps what came after it); b"" at EOF."""
+    while b"\n" not in buffer:
+        sock.settimeout(budget.left())
+        try:
+            chunk = sock.recv(4096)
+        except TimeoutError:
+            raise budget.error(f"no answer within {budget.timeout:g} s") from None
+        if not chunk:
+            return b""
+        buffer += chunk
+        if len(buffer) > 1 << 16:
+            raise budget.error("answer too long")
+    line, _, rest = bytes(buffer).partition(b"\n")
+    buffer[:] = rest
+    return line
+
+
+def _connect(port: int, budget: _Budget) -> socket.socket:
+    try:
+        return socket.create_connection((LOOPBACK, port), timeout=budget.left())
+    except TimeoutError:
+        raise budget.error(f"connecting to {LOOPBACK}:{port} timed out") from None
+    except OSError as exc:
+        raise budget.error(f"cannot connect to {LOOPBACK}:{port}: {exc.strerror or exc}") from None
+
+
+def ping_agid(port: int, timeout: float) -> str:
+    """agid's builtin ``ping`` handler over FastAGI: an AGI environment, then "200 result=1" to every
+    command until agid closes the session; it must have set AGID_PONG=pong and AGID_STATUS=OK."""
+    budget = _Budget.of("FastAGI ping", timeout)
+    env = (
+        f"agi_network: yes\nagi_network_script: ping\nagi_request: agi://{LOOPBACK}:{port}/ping\n"
+        "agi_channel: Local/status-probe;2\nagi_uniqueid: 0.0\nagi_context: status-probe\n\n"
+    )
+    commands: list[str] = []
+    with _connect(port, budget) as sock:
+        sock.sendall(env.encode())
+        buffer = bytearray()
+        while line := _read_line(sock, buffer, budget):
+            commands.append(line.decode(errors="replace"))
+            sock.sendall(b"200 result=1\n")
+    pong = any("AGID_PONG" in c and "pong" in c for c in commands)
+    if not pong or not any("AGID_STATUS" in c and "OK" in c for c in commands):
+        raise budget.error(f"no pong and OK in its commands: {' | '.join(commands)[:200]!r}")
+    return "FastAGI ping: pong"
+
+
+def ping_cti(port: int, timeout: float) -> str:
+    """A CTI ``ping`` (docs/cti-protocol.md; accepted before login), after the server's welcome."""
+    budget = _Budget.of("CTI ping", timeout)
+    with _connect(port, budget) as sock:
+        buffer = bytearray()
+        welcome = _read_line(sock, buffer, budget)
+        if b'"welcome"' not in welcome:
+            raise budget.error(f"no welcome but {welcome[:200]!r}")
+        sock.sendall(b'{"class":"ping","id":1}\n')
+        while line := _read_line(sock, buffer, budget):
+            answer = json.loads(line)
+            if answer.get("id") == 1:
+                if answer.get("class") != "response" or answer.get("ok") is not True:
+                    raise budget.error(f"answered {line[:200]!r}")
+                return "CTI ping: ok"
+    raise budget.error("connection closed before the answer")
+
+
+def fetch_confgend(port: int, timeout: float) -> str:
+    """asterisk/modules.conf over confgend's protocol, by the client Asterisk runs (confgend.client)."""
+    try:
+        from confgend.client import Failed, fetch_reply
+    except ImportError as exc:
+        raise ProbeError(f"cannot probe confgend: {exc} (run `make deps`)") from None
+    try:
+        body, fresh = fetch_reply("asterisk/modules.conf", LOOPBACK, port, timeout, timeout)
+    except Failed as exc:
+        raise ProbeError(f"fetch asterisk/modules.conf: {exc}") from None
+    state = "fresh" if fresh else "its last good copy (it cannot generate now)"
+    return f"fetch asterisk/modules.conf: {len(body)} bytes, {state}"
+
+
+# name -> (environment key of its port, probe(port, timeout) -> what it answered); pbx-event-relay has
+# no port (it only talks to PostgreSQL and RabbitMQ): its pid is all there is to show.
+PROBES: dict[str, tuple[str, Callable[[int, float], str]]] = {
+    "agid": ("PBX_AGID_PORT", ping_agid),
+    "confgend": ("PBX_CONFGEND_PORT", fetch_confgend),
+    "ctid": ("PBX_CTI_PORT", ping_cti),
+}

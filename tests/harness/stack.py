@@ -6,7 +6,10 @@ ports, detached so that ``up`` returns, with data kept across down/up. ``up`` ru
 and are skipped otherwise. ``run/stack.env`` gets the DSNs and URLs (``. run/stack.env``). Last, our
 Asterisk (``run/asterisk``, harness.asterisk) with its configuration from the stack's confgend: SIP on
 ``127.0.0.1:5060`` (udp and tcp), AMI on 5038, RTP from 10000, so that a softphone on this machine can
-register a demo line (``run/secrets/demo-credentials.csv``) and call.
+register a demo line (``run/secrets/demo-credentials.csv``) and call. Every port has its flag, and the
+daemons, the generated configuration and Asterisk all follow it, so two stacks run side by side in two run
+folders. ``status`` shows each service, its ports, and whether it answers a probe over its own protocol
+within a timeout (exit 1 when a running one does not).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import shlex
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -25,7 +29,7 @@ from pathlib import Path
 from harness import daemons
 from harness.asterisk import AsteriskServer
 from harness.pbxconf import Ports, service_env
-from harness.ports import LOOPBACK, accepts
+from harness.ports import LOOPBACK
 from harness.postgres import DURABLE_SETTINGS, PostgresServer
 from harness.procs import ServerError
 from harness.rabbitmq import RabbitMQServer
@@ -264,28 +268,160 @@ def down(stack: Stack) -> int:
     return 0
 
 
-def status(stack: Stack) -> int:
-    stack.ports = _load_ports(stack) or stack.ports
-    pg, rabbit = stack.postgres(), stack.rabbitmq()
+PROBE_TIMEOUT = 2.0  # seconds each health probe of `status` may take
+
+
+@dataclass
+class Service:
+    """One row of `status`: what runs, where it listens, and how to ask it whether it answers."""
+
+    name: str
+    pid: int | None
+    address: str
+    files: str
+    # timeout -> what it answered (one line); raises on no answer. None: nothing to ask (its pid is all).
+    probe: Callable[[float], str] | None = None
+
+
+def services(stack: Stack) -> list[Service]:
+    """The stack's services in start order, with their ports and probes."""
+    pg, rabbit, ast = stack.postgres(), stack.rabbitmq(), stack.asterisk()
+    env = service_env(stack.ports, stack.secrets_dir, "")
     rows = [
-        ("postgres", pg.pid, pg.port, f"data {pg.data_dir}, log {pg.log_file}"),
-        ("rabbitmq", rabbit.pid, rabbit.port, f"node {rabbit.node}, log {rabbit.log_file}"),
-    ]
-    for name, pid, port, where in rows:
-        state = f"running (pid {pid})" if pid else "stopped"
-        listening = "accepting" if accepts(port) else "not listening"
-        print(f"{name:<9} {state:<22} {LOOPBACK}:{port} {listening:<13} {where}")
+        Service(
+            "postgres", pg.pid, f"{LOOPBACK}:{pg.port}", f"data {pg.data_dir}, log {pg.log_file}",
+            lambda timeout: _probe_postgres(stack, timeout),
+        ),
+        Service(
+            "rabbitmq", rabbit.pid,
+            f"{LOOPBACK}:{rabbit.port} AMQP, dist {rabbit.dist_port}, epmd {rabbit.epmd_port}",
+            f"node {rabbit.node}, log {rabbit.log_file}",
+            lambda timeout: _probe_amqp(rabbit, timeout),
+        ),
+    ]  # fmt: skip
     for daemon in daemons.DAEMONS:
-        pid = daemons.running_pid(stack.run_dir, daemon)
-        print(f"{daemon.name:<9} {f'running (pid {pid})' if pid else 'stopped'}")
-    ast = stack.asterisk()
-    state = f"running (pid {ast.pid})" if ast.pid else "stopped"
-    listening = "accepting" if ast.ami_answers() else "not listening"
-    print(
-        f"{'asterisk':<9} {state:<22} {LOOPBACK}:{ast.ami_port} {listening:<13} "
-        f"AMI; SIP {LOOPBACK}:{ast.sip_port}, RTP {ast.rtp_range[0]}-{ast.rtp_range[1]}, log {ast.log_dir}"
+        port_key, probe = daemons.PROBES.get(daemon.name, ("", None))
+        port = int(env[port_key]) if port_key else 0
+        rows.append(
+            Service(
+                daemon.name,
+                daemons.running_pid(stack.run_dir, daemon),
+                f"{LOOPBACK}:{port}" if port else "-",
+                f"log {daemons.log_file(stack.run_dir, daemon)}",
+                (lambda timeout, probe=probe, port=port: probe(port, timeout)) if probe else None,
+            )
+        )
+    rows.append(
+        Service(
+            "asterisk", ast.pid,
+            f"SIP {LOOPBACK}:{ast.sip_port} udp+tcp, AMI {LOOPBACK}:{ast.ami_port}, "
+            f"RTP {ast.rtp_range[0]}-{ast.rtp_range[1]}",
+            f"log {ast.log_dir}, console {ast.console_log}",
+            lambda timeout: _probe_asterisk(ast, timeout),
+        )
+    )  # fmt: skip
+    return rows
+
+
+def _probe_postgres(stack: Stack, timeout: float) -> str:
+    """``SELECT 1`` over TCP as the writer role (the way the daemons connect), else as the superuser."""
+    import psycopg
+
+    writer = stack.secrets_dir / f"{WRITER_ROLE}.dsn"
+    dsn = writer.read_text().strip() if writer.exists() else stack.postgres().superuser_dsn("postgres")
+    seconds = max(1, round(timeout))  # libpq's connect_timeout is whole seconds
+    limit = f"-c statement_timeout={seconds}s"
+    try:
+        with psycopg.connect(dsn, connect_timeout=seconds, options=limit) as conn:
+            conn.execute("SELECT 1").fetchone()
+    except psycopg.Error as exc:
+        raise RuntimeError(f"SELECT 1: {exc}") from None
+    return f"SELECT 1 as {WRITER_ROLE if writer.exists() else 'postgres'}"
+
+
+def _probe_amqp(rabbit: RabbitMQServer, timeout: float) -> str:
+    """An AMQP connection as the stack's user, opened and closed."""
+    import logging
+
+    import pika
+
+    logging.getLogger("pika").setLevel(logging.CRITICAL)  # a failure is this probe's answer, not a traceback
+    params = rabbit.pika_params(
+        socket_timeout=timeout, stack_timeout=timeout, blocked_connection_timeout=timeout
     )
-    print(f"env       {stack.env_file if stack.env_file.exists() else '(none yet)'}")
+    started = time.monotonic()
+    try:
+        pika.BlockingConnection(params).close()
+    except Exception as exc:  # pika raises several unrelated classes (socket, handshake, stack timeout)
+        if time.monotonic() - started >= timeout * 0.9:
+            raise RuntimeError(f"AMQP connect: no answer within {timeout:g} s") from None
+        raise RuntimeError(f"AMQP connect: {type(exc).__name__}: {exc}") from None
+    return f"AMQP connect as {rabbit.user}"
+
+
+def _probe_asterisk(ast: AsteriskServer, timeout: float) -> str:
+    """``core show uptime`` through Asterisk's CLI (its control socket)."""
+    try:
+        uptime = ast.cli("core show uptime", timeout=timeout).strip().splitlines()
+    except subprocess.TimeoutExpired:
+        raise RuntimeError(f"core show uptime: no answer within {timeout:g} s") from None
+    return f"core show uptime: {uptime[0] if uptime else '(empty)'}"
+
+
+def _probe_all(rows: list[Service], timeout: float) -> dict[str, tuple[bool, str]]:
+    """Every running service's probe at once, each in its own thread, all within one deadline: name ->
+    (answered, what it said or why not). A probe still running at the deadline counts as no answer; its
+    thread (a daemon) ends on its own socket or process timeout."""
+    results: dict[str, tuple[bool, str]] = {}
+
+    def run(row: Service, probe: Callable[[float], str]) -> None:
+        started = time.monotonic()
+        try:
+            answer = probe(timeout)
+        except Exception as exc:  # any failure is the probe's answer
+            results[row.name] = (False, " ".join(str(exc).split())[:200] or type(exc).__name__)
+            return
+        results[row.name] = (True, f"{answer} ({(time.monotonic() - started) * 1000:.0f} ms)")
+
+    threads = {
+        row.name: threading.Thread(target=run, args=(row, row.probe), name=f"probe {row.name}", daemon=True)
+        for row in rows
+        if row.pid and row.probe
+    }
+    deadline = time.monotonic() + timeout + 0.5
+    for thread in threads.values():
+        thread.start()
+    for thread in threads.values():
+        thread.join(max(0.0, deadline - time.monotonic()))
+    return {name: results.get(name, (False, f"no answer within {timeout:g} s")) for name in threads}
+
+
+def status(stack: Stack, timeout: float = PROBE_TIMEOUT) -> int:
+    """Each service: state, address, and whether it answers its probe. Exit 1 when a running one does not."""
+    stack.ports = _load_ports(stack) or stack.ports
+    rows = services(stack)
+    answers = _probe_all(rows, timeout)
+    table = [("service", "state", "listens on", "answers")]
+    for row in rows:
+        state = f"running (pid {row.pid})" if row.pid else "stopped"
+        if row.name in answers:
+            ok, said = answers[row.name]
+            probe = f"{'OK' if ok else 'NOT ANSWERING'}: {said}"
+        else:
+            probe = "- (no port to ask: its pid is all)" if row.pid and not row.probe else "-"
+        table.append((row.name, state, row.address, probe))
+    widths = [max(len(line[column]) for line in table) for column in range(3)]
+    for *cells, answer in table:
+        padded = (cell.ljust(width) for cell, width in zip(cells, widths, strict=True))
+        print(*padded, answer, sep="  ")
+    width = widths[0]
+    for row in rows:
+        print(f"{row.name:<{width}}  {row.files}")
+    print(f"{'env':<{width}}  {stack.env_file if stack.env_file.exists() else '(none yet)'}")
+    silent = [name for name, (ok, _) in answers.items() if not ok]
+    if silent:
+        print(f"not answering within {timeout:g} s: {', '.join(silent)}", file=sys.stderr)
+        return 1
     return 0
 
 
@@ -324,6 +460,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--demo-users", type=int, default=20, help="users made by the demo step")
     parser.add_argument("--no-demo", action="store_true", help="do not load demo data")
+    parser.add_argument(
+        "--probe-timeout",
+        type=float,
+        default=PROBE_TIMEOUT,
+        help=f"status: seconds each service has to answer its probe (default {PROBE_TIMEOUT:g})",
+    )
     args = parser.parse_args(argv)
     stack = Stack(
         run_dir=args.run_dir.absolute(),
@@ -342,7 +484,11 @@ def main(argv: list[str] | None = None) -> int:
         demo_users=args.demo_users,
         demo=not args.no_demo,
     )
-    commands: dict[str, Callable[[Stack], int]] = {"up": up, "down": down, "status": status}
+    commands: dict[str, Callable[[Stack], int]] = {
+        "up": up,
+        "down": down,
+        "status": lambda stack: status(stack, args.probe_timeout),
+    }
     return commands[args.command](stack)
 
 
