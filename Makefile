@@ -43,7 +43,7 @@ APT_PACKAGES := \
 APT_PACKAGES += \
 	build-essential debhelper dpkg-dev apt-utils \
 	devscripts debian-keyring bzip2 pkg-config libcurl4-openssl-dev libedit-dev libjansson-dev \
-	libpq-dev libsqlite3-dev libsrtp2-dev libssl-dev libsystemd-dev libxml2-dev libxslt1-dev uuid-dev
+	libpq-dev libsqlite3-dev libsrtp2-dev libssl-dev libsystemd-dev libxml2-dev libxslt1-dev uuid-dev zlib1g-dev
 # debs (`make debs`): the Python packages' build (packages/build-debs: pybuild, a clean tree from git).
 APT_DEBS_PACKAGES := dh-python pybuild-plugin-pyproject python3-all git
 # image (`make image`, `make acceptance`; image/build): bootstrap, the roles applied through Ansible's
