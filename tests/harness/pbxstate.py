@@ -30,7 +30,7 @@ import psycopg
 
 from confdb import roles
 from confdb.writer import outcalls, trunks, user_links, users
-from harness import daemons
+from harness import admin, daemons
 from harness.fullpbx import FullPbx
 
 TIMEOUT = 15.0
@@ -143,17 +143,7 @@ class Changes:
         self, command: str, ready: Callable[[str], bool], what: str, timeout: float = TIMEOUT
     ) -> str:
         """Poll ``asterisk -rx command`` until ``ready(output)``: the change has reached Asterisk."""
-        deadline = time.monotonic() + timeout
-        while True:
-            shown = self.pbx.asterisk.cli(command)
-            if ready(shown):
-                return shown
-            if time.monotonic() >= deadline:
-                raise AssertionError(
-                    f"{what}: not in Asterisk within {timeout:g} s; `{command}` shows:\n{shown}\n"
-                    f"--- confgend ---\n{self.pbx.daemon_log('confgend')[-3000:]}"
-                )
-            time.sleep(0.2)
+        return admin.wait_cli(self.pbx, command, ready, what, timeout)
 
 
 @dataclass(frozen=True)
