@@ -22,6 +22,7 @@ import http.server
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -426,7 +427,7 @@ def check_bus_and_secrets(machine: Machine) -> None:
     url = machine.sh("cat /etc/pbx/secrets/amqp.url").stdout.strip()
     password = machine.sh("cat /etc/rabbitmq/pbx-user.secret").stdout.strip()
     assert url == f"amqp://pbx:{password}@127.0.0.1:5672/%2F" and len(password) >= 24
-    machine.sh(f"rabbitmqctl -q authenticate_user pbx {password}")
+    machine.sh(f"rabbitmqctl -q authenticate_user -- pbx {shlex.quote(password)}")
 
 
 def check_asterisk_stubs(machine: Machine) -> None:

@@ -57,7 +57,7 @@ class RabbitMQServer:
         self.epmd_port = epmd_port or saved.get("epmd_port") or free_port()
         self.node = str(saved.get("node") or f"pbx-{self.port}@localhost")
         self.user = USER
-        self.password = str(saved.get("password") or secrets.token_urlsafe(18))
+        self.password = str(saved.get("password") or secrets.token_hex(18))
         self.detached = detached
         self.start_timeout = start_timeout
         self.log_file = self.base_dir / "log" / "rabbit.log"
