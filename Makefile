@@ -11,6 +11,9 @@
 #   make image        both appliance images from scratch (VM amd64 qcow2 + Vagrant box, XIOH i386 raw)
 #   make image-vm / image-xioh    one of them
 #   make acceptance   the VM image built, booted in qemu and checked by tests/acceptance
+#   make devbox       a plain bookworm Vagrant box (libvirt) that `PBX_VAGRANT_BOX=devbox vagrant up` provisions offline
+#   make vagrant-test `vagrant up` end to end on a private libvirt (VAGRANT_BOXES="image devbox"; default image)
+#   make devbox-test  the same with the dev box (site.yml provisioned twice: too long for CI under TCG)
 
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
@@ -59,6 +62,12 @@ APT_IMAGE_PACKAGES := \
 APT_TEST_PACKAGES := \
 	lintian mmdebstrap systemd git mount ansible ansible-lint systemd-container vagrant vagrant-libvirt \
 	graphviz sip-tester
+# `vagrant up` tested end to end (tests/vagrant, `make vagrant-test`): the test runs its own libvirtd and
+# virtlogd (libvirt-daemon-system for the users qemu and dnsmasq run as; its services are not started),
+# its NAT network (dnsmasq, iptables in the test's network namespace, iproute2), virsh to check that
+# nothing is left, rsync for the synced folder.
+APT_TEST_PACKAGES += \
+	libvirt-daemon-system libvirt-daemon-driver-qemu libvirt-clients dnsmasq-base iptables iproute2 rsync
 APT_GROUPS := stack debs image test
 apt-packages-stack = $(APT_PACKAGES)
 apt-packages-debs = $(APT_DEBS_PACKAGES)
@@ -72,7 +81,7 @@ STACK_PYTHON = $(firstword $(wildcard $(PY)) $(SYSTEM_PYTHON))
 .PHONY: deps apt-deps $(addprefix apt-,$(APT_GROUPS)) print-apt-packages
 .PHONY: test lint stack stack-down stack-status clean
 .PHONY: debs debs-test asterisk-deb
-.PHONY: image image-vm image-xioh acceptance
+.PHONY: image image-vm image-xioh acceptance devbox vagrant-test devbox-test
 IMAGE_DIR ?= build/image
 IMAGE_ARGS ?=
 # After the other tests, `make test` builds the VM image, boots it and runs the acceptance suite against it
@@ -137,6 +146,7 @@ test: deps asterisk-deb apt-debs apt-image apt-test
 	if [ $$rc -eq 5 ]; then echo "pytest: no tests collected (exit 5), counted as success"; rc=0; fi; \
 	exit $$rc
 	@if [ "$(ACCEPTANCE)" = 1 ]; then $(MAKE) --no-print-directory acceptance; fi
+	@if [ "$(ACCEPTANCE)" = 1 ]; then $(MAKE) --no-print-directory vagrant-test VAGRANT_BOXES=image; fi
 	@if [ "$(ACCEPTANCE)" = 1 ] && [ "$(ACCEPTANCE_XIOH)" = 1 ]; then \
 	  start=$$SECONDS; $(MAKE) --no-print-directory image-xioh; \
 	  echo "timing: XIOH image build $$((SECONDS - start)) s"; fi
@@ -183,6 +193,34 @@ acceptance: deps debs apt-image
 	  --vm-key $(IMAGE_DIR)/ssh/id_ed25519 $(ACCEPTANCE_ARGS) || rc=$$?; \
 	echo "timing: VM boot + acceptance suite $$((SECONDS - start)) s"; \
 	exit $$rc
+
+# The dev box: Debian bookworm with the Debian packages site.yml installs in a local apt repository, for
+# the Vagrantfile to provision offline (PBX_VAGRANT_BOX=devbox vagrant up).
+devbox: deps debs apt-image
+	image/build -o $(IMAGE_DIR) $(IMAGE_ARGS) devbox
+
+# `vagrant up` end to end (tests/vagrant) with each box of VAGRANT_BOXES (image, devbox), each built first
+# when missing, on the test's own libvirtd; prints the time of each phase. `make test` runs it with the
+# image's box after the acceptance suite (the dev box's provisioning under TCG does not fit CI's budget:
+# make devbox-test).
+VAGRANT_BOXES ?= image
+VAGRANT_TEST_ARGS ?=
+vagrant-test: deps debs apt-image apt-test
+	@for box in $(VAGRANT_BOXES); do \
+	  case $$box in image) name=vm ;; devbox) name=devbox ;; \
+	    *) echo "VAGRANT_BOXES: image or devbox, not $$box" >&2; exit 2 ;; esac; \
+	  [ -e $(IMAGE_DIR)/pbx-$$name-amd64.box ] && continue; \
+	  start=$$SECONDS; image/build -o $(IMAGE_DIR) $(IMAGE_ARGS) $$name; \
+	  echo "timing: $$name box build $$((SECONDS - start)) s"; \
+	done
+	@start=$$SECONDS; rc=0; \
+	$(PY) -m pytest tests/vagrant -p no:cacheprovider -s $(addprefix --vagrant-box=,$(VAGRANT_BOXES)) \
+	  $(VAGRANT_TEST_ARGS) || rc=$$?; \
+	echo "timing: vagrant test ($(VAGRANT_BOXES)) $$((SECONDS - start)) s"; \
+	exit $$rc
+
+devbox-test:
+	@$(MAKE) --no-print-directory vagrant-test VAGRANT_BOXES=devbox
 
 stack: deps asterisk-deb
 	PYTHONPATH=tests $(PY) -m harness.stack up $(STACK_ARGS)

@@ -92,8 +92,8 @@ class Env:
         self._cleanups.append(cleanup)
 
     def pbx_database(self) -> Any:
-        """A fresh PBX database migrated to head (confdb.testing.PbxDatabase)."""
-        from confdb import testing
+        """A fresh PBX database migrated to head (testkit.pbxdb.PbxDatabase)."""
+        from testkit import pbxdb as testing
 
         if self._cluster is None:
             secrets = self.scratch / "secrets"

@@ -1,6 +1,6 @@
 """Fixtures: an agid server on a free loopback port, in its own event loop thread.
 
-The tests play Asterisk from the test thread with blocking sockets (agid.testing.FakeAsterisk), like a
+The tests play Asterisk from the test thread with blocking sockets (testkit.fastagi.FakeAsterisk), like a
 separate process would. Every wait is bounded; bounds are generous so that a loaded 2-core machine
 passes.
 """
@@ -16,7 +16,7 @@ import pytest
 
 from agid.config import Config
 from agid.registry import Handler
-from agid.testing import WAIT, FakeAsterisk, ServerThread, Trace, load_trace
+from testkit.fastagi import WAIT, FakeAsterisk, ServerThread, Trace, load_trace
 
 
 @pytest.fixture

@@ -12,10 +12,10 @@ from typing import Any
 import psycopg
 import pytest
 
-from agid.dbtesting import Data, call, env_for, populate, servers
-from agid.testing import FakeAsterisk, LineSocket, ServerThread, Step
-from confdb.testing import PbxDatabase
 from harness.postgres import PostgresServer
+from testkit.agid_db import Data, call, env_for, populate, servers
+from testkit.fastagi import FakeAsterisk, LineSocket, ServerThread, Step
+from testkit.pbxdb import PbxDatabase
 
 #: Slack over a budget for a loaded 2-core machine.
 SLACK = 1.0

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from agid.db import Database, DBUnavailable
-from confdb.testing import PbxDatabase
+from testkit.pbxdb import PbxDatabase
 
 
 async def backend_pid(conn: Any) -> int:

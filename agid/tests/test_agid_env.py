@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from agid.env import AGIEnv, parse_env
-from agid.testing import Trace
+from testkit.fastagi import Trace
 
 
 def _lines(env: bytes) -> list[str]:

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from agid.handlers import ping
 from agid.session import AGISession
-from agid.testing import WAIT, LineSocket, ServerThread, soak
+from testkit.fastagi import WAIT, LineSocket, ServerThread, soak
 
 
 async def echo(session: AGISession) -> None:

@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 
-from agid.dbtesting import SUNDAY, Data, call, env_for, populate, servers
-from agid.testing import FakeAsterisk, ServerThread
-from confdb.testing import PbxDatabase
+from testkit.agid_db import SUNDAY, Data, call, env_for, populate, servers
+from testkit.fastagi import FakeAsterisk, ServerThread
+from testkit.pbxdb import PbxDatabase
 
 
 @pytest.fixture

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import agid
-from agid.testing import WAIT, FakeAsterisk
+from testkit.fastagi import WAIT, FakeAsterisk
 
 # run the agid under test, installed or not, from whatever directory pytest was started in
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(agid.__file__).parents[1]), *sys.path])}

@@ -24,7 +24,7 @@ from agid.protocol import (
     parse_reply_line,
     quote_arg,
 )
-from agid.testing import Trace, asterisk_mset, asterisk_parse_args, asterisk_read_commands
+from testkit.fastagi import Trace, asterisk_mset, asterisk_parse_args, asterisk_read_commands
 
 # ---------------------------------------------------------------------------------------------- replies
 

@@ -22,7 +22,7 @@ from agid.errors import (
     AGIUsageError,
 )
 from agid.session import AGISession
-from agid.testing import FakeAsterisk, LineSocket, Step, Trace
+from testkit.fastagi import FakeAsterisk, LineSocket, Step, Trace
 
 WAIT = 20.0
 

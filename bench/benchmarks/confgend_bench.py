@@ -206,8 +206,8 @@ def reload_storm(env: Env) -> dict[str, Any]:
     from confdb.config import merge
     from confgend.config import DEFAULTS, validate
     from confgend.main import Daemon
-    from ctid.testing.amiserver_threaded import ThreadedAMITestServer
     from harness.rabbitmq import RabbitMQServer
+    from testkit.ami.server_threaded import ThreadedAMITestServer
 
     db = env.pbx_database()
     _populate(db, 200, 0)

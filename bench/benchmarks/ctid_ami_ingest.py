@@ -29,7 +29,7 @@ _BRIDGE = re.compile(
 
 
 def stream(repeat: int = REPEAT) -> tuple[list[bytes], int]:
-    from ctid.testing.traces import Trace, trace_names
+    from testkit.ami.traces import Trace, trace_names
 
     events = b""
     count = 0

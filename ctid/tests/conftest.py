@@ -9,9 +9,6 @@ from pathlib import Path
 import pytest
 
 _HARNESS = Path(__file__).resolve().parents[2] / "tests"
-# ctid's own test helpers (ctiharness.py), importable by the test modules here (--import-mode=importlib)
-if str(Path(__file__).parent) not in sys.path:
-    sys.path.insert(0, str(Path(__file__).parent))
 
 
 def pytest_configure(config: pytest.Config) -> None:

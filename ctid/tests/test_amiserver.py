@@ -11,8 +11,8 @@ from twisted.internet.protocol import Protocol
 from twisted.internet.task import deferLater
 from twisted.trial import unittest
 
-from ctid.testing.amiserver import AMITestServer
-from ctid.testing.traces import Trace, TraceReplay, trace_names
+from testkit.ami.server import AMITestServer
+from testkit.ami.traces import Trace, TraceReplay, trace_names
 
 TRACE_DIR = Path(__file__).parent / "data" / "asterisk-traces"
 

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from ctid.ami.parser import AMIParser
-from ctid.testing.amiserver_threaded import ThreadedAMITestServer
-from ctid.testing.traces import Trace
+from testkit.ami.server_threaded import ThreadedAMITestServer
+from testkit.ami.traces import Trace
 
 TRACE_DIR = Path(__file__).parent / "data" / "asterisk-traces"
 

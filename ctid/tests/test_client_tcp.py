@@ -21,8 +21,8 @@ from ctid.ami import (
     AMITimeoutError,
     EventList,
 )
-from ctid.testing.amiserver import AMITestServer
-from ctid.testing.traces import Trace
+from testkit.ami.server import AMITestServer
+from testkit.ami.traces import Trace
 
 TRACE_DIR = Path(__file__).parent / "data" / "asterisk-traces"
 

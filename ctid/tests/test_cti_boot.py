@@ -7,9 +7,10 @@ when Asterisk is already up). The AMI test server plays this (`booted`, `boot_ga
 
 from __future__ import annotations
 
-from ctiharness import CTIHarness, check_schema, device, member, sleep
 from twisted.internet import reactor
 from twisted.internet.defer import inlineCallbacks
+
+from testkit.ctiharness import CTIHarness, check_schema, device, member, sleep
 
 LISTS = ("CoreShowChannels", "DeviceStateList", "QueueStatus")
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import time
 
-from ctiharness import CTIHarness
 from twisted.internet.defer import gatherResults, inlineCallbacks
 
-from ctid.testing.cticlient import connect
+from testkit.cticlient import connect
+from testkit.ctiharness import CTIHarness
 
 CLIENTS = 1000
 

@@ -3,8 +3,9 @@ its UTF-8-like bytes) is refused as ``malformed``; the session goes on and nothi
 
 from __future__ import annotations
 
-from ctiharness import CTIHarness, check_schema, trace_events
 from twisted.internet.defer import inlineCallbacks
+
+from testkit.ctiharness import CTIHarness, check_schema, trace_events
 
 
 class LoneSurrogates(CTIHarness):

@@ -4,8 +4,9 @@ user logged in from."""
 
 from __future__ import annotations
 
-from ctiharness import PASSWORD, CTIHarness, check_schema, sleep
 from twisted.internet.defer import inlineCallbacks
+
+from testkit.ctiharness import PASSWORD, CTIHarness, check_schema, sleep
 
 
 class AccountBackoff(CTIHarness):

@@ -3,10 +3,10 @@ as DeviceStateList items), for users with several lines and lines shared by seve
 
 from __future__ import annotations
 
-from ctiharness import HASH, USERS, CTIHarness, check_schema, device, sleep
 from twisted.internet.defer import inlineCallbacks
 
 from ctid.directory import Agent, User
+from testkit.ctiharness import HASH, USERS, CTIHarness, check_schema, device, sleep
 
 # Erin has two lines; Frank shares Erin's second one.
 ERIN = User(5, "Erin", "erin", HASH, True, ("2001", "2002"), "2001", context="internal")

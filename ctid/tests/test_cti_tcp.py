@@ -7,10 +7,10 @@ import socket
 import tempfile
 from pathlib import Path
 
-from ctiharness import PASSWORD, CTIHarness, check_schema, sleep
 from twisted.internet.defer import inlineCallbacks
 
-from ctid.testing.cticlient import connect
+from testkit.cticlient import connect
+from testkit.ctiharness import PASSWORD, CTIHarness, check_schema, sleep
 
 
 class CTIOverSockets(CTIHarness):

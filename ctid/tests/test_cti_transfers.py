@@ -3,8 +3,9 @@ AttendedTransfer of Asterisk 20) and asked through CTI (Asterisk's BlindTransfer
 
 from __future__ import annotations
 
-from ctiharness import CTIHarness, check_schema, trace_events
 from twisted.internet.defer import inlineCallbacks
+
+from testkit.ctiharness import CTIHarness, check_schema, trace_events
 
 BLIND = "10-sip-blind-transfer"
 ATTENDED = "11-sip-attended-transfer"

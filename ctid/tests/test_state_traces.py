@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from ctid.state import CallTracker
-from ctid.testing.traces import Trace, trace_names
+from testkit.ami.traces import Trace, trace_names
 
 TRACES = Path(__file__).parent / "data" / "asterisk-traces"
 

@@ -1,6 +1,6 @@
 """A blocking CTI client for the call tests (docs/cti-protocol.md): log in, subscribe, wait for events.
 
-ctid's own test client (ctid.testing.cticlient) runs on the Twisted reactor; a call test is plain
+ctid's own test client (testkit.cticlient) runs on the Twisted reactor; a call test is plain
 blocking code, so this one is a socket and a reader thread. Every message is kept in order.
 """
 

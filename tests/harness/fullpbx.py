@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from confdb import roles
-from confdb.testing import PbxDatabase
 from harness import daemons, procs
 from harness.cti import CtiClient
 from harness.pbxconf import Ports, service_env
+from testkit.pbxdb import PbxDatabase
 
 REPO = Path(__file__).resolve().parents[2]
 PBX_ADMIN = REPO / ".venv" / "bin" / "pbx-admin"

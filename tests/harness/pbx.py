@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from confdb.testing import PbxCluster, PbxDatabase, create_database, drop_database, prepare_cluster
 from harness.postgres import PostgresServer
+from testkit.pbxdb import PbxCluster, PbxDatabase, create_database, drop_database, prepare_cluster
 
 
 @pytest.fixture(scope="session")

@@ -30,13 +30,13 @@ from pathlib import Path
 
 import pytest
 
-from confdb.testing import PbxCluster, create_database, drop_database
 from harness.asterisk import AsteriskServer
 from harness.cti import CtiClient
 from harness.fullpbx import FullPbx
 from harness.postgres import PostgresServer
 from harness.rabbitmq import RabbitMQServer
 from harness.sipphone import SipPhones
+from testkit.pbxdb import PbxCluster, create_database, drop_database
 
 # The importable packages of the components. A component folder has the same name as its package
 # (agid/agid/...), and with --import-mode=importlib pytest names agid/tests/conftest.py

@@ -33,8 +33,8 @@ from pathlib import Path
 
 import pytest
 
-from agid.dbtesting import env_for
-from agid.testing import FakeAsterisk
+from testkit.agid_db import env_for
+from testkit.fastagi import FakeAsterisk
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILD_DEBS = ROOT / "packages" / "build-debs"

@@ -8,8 +8,8 @@ from pathlib import Path
 from pbxtools.ctisave import stripped_line
 from pbxtools.framing import Frame
 from pbxtools.messages import MessageFilter
-from pbxtools.testing.cti import CtiClient, FakeCtid
-from pbxtools.testing.runners import ToolProcess
+from testkit.tools.cti import CtiClient, FakeCtid
+from testkit.tools.runners import ToolProcess
 
 STRIP = ["--strip", "timenow", "--strip", "commandid", "--strip", "replyid"]
 

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from pbxtools.testing.cti import CtiClient, FakeCtid, closed_port
-from pbxtools.testing.runners import ToolProcess
+from testkit.tools.cti import CtiClient, FakeCtid, closed_port
+from testkit.tools.runners import ToolProcess
 
 
 @pytest.fixture

@@ -6,8 +6,8 @@ import json
 
 from pbxtools.ctistat import SessionStats
 from pbxtools.proxy import Direction, Session
-from pbxtools.testing.cti import CtiClient, FakeCtid
-from pbxtools.testing.runners import ToolProcess
+from testkit.tools.cti import CtiClient, FakeCtid
+from testkit.tools.runners import ToolProcess
 
 
 def test_counts_per_direction_and_class() -> None:

@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 
 from pbxtools import dot
 from pbxtools.locks import LockEntry, LockSite, ThreadInfo, parse
-from pbxtools.testing import lockdump
-from pbxtools.testing.runners import run_tool
 from pbxtools.waitgraph import build
+from testkit.tools import lockdump
+from testkit.tools.runners import run_tool
 
 DATA = Path(__file__).parent / "data"
 HAVE_DOT = shutil.which("dot") is not None

@@ -10,7 +10,7 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from pbxtools.locks import LockDump, LockEntry, LockSite, ParseError, ThreadInfo, parse
-from pbxtools.testing import lockdump
+from testkit.tools import lockdump
 
 DATA = Path(__file__).parent / "data"
 SEED = DATA / "seed-core-show-locks.txt"
@@ -81,7 +81,7 @@ def test_seed_sample() -> None:
 def test_sample_files_match_their_builders(name: str) -> None:
     threads = lockdump.SAMPLES[name]()
     assert (DATA / name).read_text() == lockdump.format_dump(threads), (
-        "regenerate with: python -m pbxtools.testing.lockdump tools/tests/data"
+        "regenerate with: python -m testkit.tools.lockdump tools/tests/data"
     )
     dump = parse((DATA / name).read_text())
     assert dump.version == "20.5.2"

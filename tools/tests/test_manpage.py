@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pbxtools.manpage import format_prose
-from pbxtools.testing.runners import run_tool
+from testkit.tools.runners import run_tool
 
 SECTIONS = ["NAME", "SYNOPSIS", "DESCRIPTION", "ARGUMENTS", "OPTIONS", "EXAMPLES", "EXIT STATUS", "SEE ALSO"]
 

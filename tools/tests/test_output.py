@@ -10,7 +10,7 @@ import threading
 import pytest
 
 from pbxtools.output import OutputError, OutputSink
-from pbxtools.testing import WAIT
+from testkit.tools import WAIT
 
 
 def test_writes_in_order_and_close_flushes() -> None:

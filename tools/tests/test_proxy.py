@@ -20,9 +20,9 @@ from pbxtools.framing import LineFramer
 from pbxtools.messages import MessageFilter, decode, is_blank
 from pbxtools.output import OutputSink
 from pbxtools.proxy import Direction, ProxyConfig, Session, SessionObserver
-from pbxtools.testing import WAIT
-from pbxtools.testing.cti import CtiClient, FakeCtid, closed_port
-from pbxtools.testing.runners import ProxyThread, SharedBuffer
+from testkit.tools import WAIT
+from testkit.tools.cti import CtiClient, FakeCtid, closed_port
+from testkit.tools.runners import ProxyThread, SharedBuffer
 
 
 def spy(out: SharedBuffer, **options: object) -> Callable[[OutputSink], SessionObserver]:

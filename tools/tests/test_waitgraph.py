@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from pbxtools.locks import LockEntry, ThreadInfo, parse
-from pbxtools.testing import lockdump
 from pbxtools.waitgraph import WaitEdge, build, describe_deadlock, find_deadlocks
+from testkit.tools import lockdump
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,1 +1,0 @@
-"""Test support shipped with ctid (also for other components): an AMI test server, recorded-trace replay."""
