@@ -24,8 +24,8 @@ ALL_ROLES = (OWNER, WRITER, *READERS)
 ALL = ("*",)
 # What each daemon reads. A table maps to ALL or to the only columns the role may select.
 READ_GRANTS: Mapping[str, Mapping[str, tuple[str, ...]]] = {
-    # confgend reads whole tables: those its snapshot declares.
-    "pbx_confgend": dict.fromkeys(confgend_reads.TABLES, ALL),
+    # confgend reads the tables its snapshot declares: whole, or only the columns it declares of them.
+    "pbx_confgend": {table: confgend_reads.COLUMNS.get(table, ALL) for table in confgend_reads.TABLES},
     "pbx_agid": {
         "users": (
             "id",
@@ -104,10 +104,6 @@ def generate_password() -> str:
 
 def password_file(secrets_dir: Path, role: str) -> Path:
     return secrets_dir / f"{role}.password"
-
-
-def read_password(secrets_dir: Path, role: str) -> str:
-    return password_file(secrets_dir, role).read_text().strip()
 
 
 def _write_secret(path: Path, value: str) -> None:

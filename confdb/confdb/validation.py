@@ -101,12 +101,6 @@ def text(field: str, value: object, *, max_len: int = 128, forbidden: str = "", 
     return value
 
 
-def optional_text(field: str, value: object, *, max_len: int = 128, forbidden: str = "") -> str | None:
-    if value is None or (isinstance(value, str) and not value.strip()):
-        return None
-    return text(field, value, max_len=max_len, forbidden=forbidden)
-
-
 def callerid_name(field: str, value: object) -> str:
     # Quotes, angle brackets and backslashes change how Asterisk splits "Name" <number>.
     return text(field, value, max_len=80, forbidden='"<>\\')

@@ -56,6 +56,23 @@ def test_readers_see_only_their_columns(pbx_db: PbxDatabase) -> None:
         conn.execute("SELECT secret_ha1, realm FROM lines")
 
 
+def test_confgend_cannot_read_the_cti_password_hash_and_still_loads_its_snapshot(pbx_db: PbxDatabase) -> None:
+    """pbx_confgend reads users column by column: the CTI hash (and any column its snapshot does not read)
+    is refused, and the snapshot, which runs as that role, still loads."""
+    from confdb.read.confgend import load_snapshot
+    from confdb.writer import users
+
+    with psycopg.connect(pbx_db.dsn()) as conn:
+        users.create_user(conn, users.UserSpec(firstname="Grant", exten="1901"))
+    with psycopg.connect(pbx_db.dsn("pbx_confgend")) as conn:
+        for column in ("cti_password_hash", "cti_login", "*"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                conn.execute(f"SELECT {column} FROM users")
+            conn.rollback()
+        snap = load_snapshot(conn)
+    assert "Grant" in {u.firstname for u in snap.users}
+
+
 def test_every_reader_grant_names_a_real_table_and_column(pbx_db: PbxDatabase) -> None:
     with psycopg.connect(pbx_db.superuser_dsn) as conn:
         for role, grants in roles.READ_GRANTS.items():

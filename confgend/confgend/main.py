@@ -60,7 +60,9 @@ def overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 class Daemon:
-    """Everything started from validated settings; `stop()` undoes it. Used by main() and by the tests."""
+    """Built from validated settings (nothing runs yet: a bad setting is a ConfigError here); `start()`
+    starts the workers, the pool, the listening port and the bus listener, `stop()` undoes it. Used by
+    main() and by the tests."""
 
     def __init__(self, settings: Settings, reactor: Any) -> None:
         from psycopg_pool import ConnectionPool
@@ -78,7 +80,6 @@ class Daemon:
         self.settings = settings
         self.reactor = reactor
         self.threads = ThreadPool(minthreads=1, maxthreads=settings.threads, name="confgend")
-        self.threads.start()
         # Opened without waiting: confgend serves its last good copies while PostgreSQL is down.
         self.dbpool = ConnectionPool(
             settings.dsn,
@@ -94,7 +95,6 @@ class Daemon:
             open=False,
             name="confgend",
         )
-        self.dbpool.open(wait=False)
         self.engine = Engine(
             self.dbpool.connection, settings.cache_dir, settings.asterisk, check_connections=self.dbpool.check
         )
@@ -110,7 +110,8 @@ class Daemon:
             db_retry=settings.db_retry_after,
         )
         self.factory = ConfgenFactory(self.service, reactor, settings.max_connections, settings.idle_timeout)
-        self.port = reactor.listenTCP(settings.port, self.factory, interface=settings.host)
+        self.port: Any = None
+        self.started = False
         self.reloader = None
         self.listener = None
         if settings.bus_url:
@@ -146,6 +147,18 @@ class Daemon:
                 log=logging.getLogger("confgend.bus"),
                 name="confgend bus",
             )
+
+    def start(self) -> None:
+        """Start the workers, open the pool without waiting (confgend serves its last good copies while
+        PostgreSQL is down), listen, then listen to the bus. Once only."""
+        if self.started:
+            raise RuntimeError("confgend: Daemon.start() called twice")
+        self.started = True
+        settings = self.settings
+        self.threads.start()
+        self.dbpool.open(wait=False)
+        self.port = self.reactor.listenTCP(settings.port, self.factory, interface=settings.host)
+        if self.listener is not None:
             self.listener.start()
         else:
             log.warning("no bus.url: Asterisk gets new configuration only when it reloads by itself")
@@ -153,14 +166,17 @@ class Daemon:
 
     def stop(self) -> Any:
         """Stop listening, the bus listener, the workers and the pool; a second call does nothing."""
+        from twisted.internet import defer
+
         if getattr(self, "stopped", None) is not None:
             return self.stopped
-        if self.listener is not None:
+        if self.listener is not None and self.started:
             self.listener.stop()
         if self.reloader is not None:
             self.reloader.stop()
-        d = self.port.stopListening()
-        self.threads.stop()
+        d = self.port.stopListening() if self.port is not None else defer.succeed(None)
+        if self.started:
+            self.threads.stop()
         self.dbpool.close(timeout=2)
         self.stopped = d
         return d
@@ -192,6 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"confgend: {exc}", file=sys.stderr)
         return 2
+    daemon.start()
     reactor.addSystemEventTrigger("before", "shutdown", daemon.stop)
     reactor.run()
     return 0

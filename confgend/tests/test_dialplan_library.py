@@ -161,8 +161,8 @@ def test_the_library_calls_only_handlers_agid_has_and_reads_only_what_they_set(l
     assert unknown == [], f"variables no agid handler sets: {unknown}"
 
 
-@pytest.mark.skipif(not ASTERISKLINT.exists(), reason="asterisklint is installed by make deps")
 def test_the_static_library_alone_passes_asterisklint(tmp_path: Path) -> None:
+    assert ASTERISKLINT.exists(), f"{ASTERISKLINT} is missing: make deps installs it (requirements-dev.txt)"
     path = tmp_path / "extensions.conf"
     path.write_text("[general]\nstatic=yes\nwriteprotect=yes\n\n[globals]\n\n" + extensions.library())
     proc = subprocess.run(
@@ -237,6 +237,33 @@ def test_the_any_mailbox_code_asks_which_mailbox(library, tmp_path: Path) -> Non
     apps = [(step.app, step.args) for step in library["pbx-voicemail-any"]]
     assert ("VoiceMailMain", "") in apps
     assert not any("PBX_MAILBOX" in args for _app, args in apps)
+
+
+def test_each_feature_code_goes_to_the_subroutine_named_for_it(library, tmp_path: Path) -> None:
+    """Every service the database accepts reaches the library context named for it (`voicemail_any` ->
+    `pbx-voicemail-any`), or pbx-service with its name for the codes agid is to carry out; each target
+    exists in the library."""
+    from confdb.validation import SERVICES as ACCEPTED
+
+    dialplan = GENERATORS["asterisk/extensions.conf"].generate(dataset.snapshot(), make_context(tmp_path))
+    generated = {
+        ext.service: value.split(",", 2)[2]
+        for ext in dataset.snapshot().extensions
+        if ext.type == "service"
+        for section in parse(dialplan).sections
+        if section.name == ext.context
+        for key, value in section.items
+        if key == "exten" and value.startswith(f"{ext.exten},1,")
+    }
+    assert set(generated) == ACCEPTED, "the dataset has one code per service"
+    for service, command in generated.items():
+        own = "pbx-" + service.replace("_", "-")
+        if own in library:
+            assert command == f"Gosub({own},s,1)", service
+        else:
+            assert command == f"Gosub(pbx-service,s,1({service},${{EXTEN}}))", service
+            assert "pbx-service" in library
+    assert {"pbx-voicemail-own", "pbx-voicemail-any", "pbx-echo"} <= set(library)
 
 
 def test_a_call_dialled_through_cti_shows_the_line_not_the_number_dialled(library) -> None:

@@ -61,6 +61,7 @@ class DaemonTest(unittest.TestCase):
         self.ami.reply_with("Reload", {"Response": "Success", "Message": "Module Reloaded"})
         self.daemon = Daemon(settings_for(self.pbx_db, self.rabbitmq, self.ami.port, self.tmp), reactor)
         self.addCleanup(self.daemon.stop)
+        self.daemon.start()
         self.port = self.daemon.port.getHost().port
 
     def fetch(self, name: str, timeout: float = 5) -> defer.Deferred[bytes]:
@@ -163,6 +164,7 @@ class DaemonTest(unittest.TestCase):
             settings = settings_for(self.pbx_db, None, self.ami.port, self.tmp, dsn=dead)
             daemon = Daemon(settings, reactor)
             self.addCleanup(daemon.stop)
+            daemon.start()
             self.port = daemon.port.getHost().port
             records: list[logging.LogRecord] = []
             handler = logging.Handler()
@@ -180,6 +182,47 @@ class DaemonTest(unittest.TestCase):
             # files that need no database are still fresh
             manager = yield threads.deferToThread(raw_request, self.port, b"asterisk/modules.conf\n")
             self.assertTrue(manager.startswith(b"OK ") and b" fresh\n" in manager[:40], manager[:40])
+
+
+def test_building_the_daemon_starts_nothing(tmp_path: Path) -> None:
+    """The constructor only wires (a bad setting fails there, before anything runs); start() listens and
+    starts the workers and the pool; stop() undoes it, and a daemon never started stops too."""
+    from twisted.internet.testing import MemoryReactor
+
+    fake = MemoryReactor()
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))  # never listening: the pool gets "connection refused"
+        dead = f"host=127.0.0.1 port={sock.getsockname()[1]} dbname=pbx user=pbx_confgend"
+        (tmp_path / "ami.secret").write_text(SECRET + "\n")
+        raw = merge_settings(dead, tmp_path)
+        daemon = Daemon(raw, fake)
+        assert fake.tcpServers == [] and daemon.port is None
+        assert not daemon.threads.started and daemon.dbpool.closed
+        daemon.start()
+        assert [(port, host) for port, _factory, _backlog, host in fake.tcpServers] == [(0, "127.0.0.1")]
+        assert daemon.threads.started and not daemon.dbpool.closed
+        daemon.stop()
+        assert daemon.dbpool.closed and not daemon.threads.started
+        never = Daemon(raw, fake)
+        never.stop()
+        assert len(fake.tcpServers) == 1
+
+
+def merge_settings(dsn: str, tmp: Path):
+    from confdb.config import merge
+
+    return validate(
+        merge(
+            DEFAULTS,
+            {
+                "listen": {"port": 0},
+                "db": {"dsn": dsn, "pool_timeout": 1.0},
+                "cache": {"directory": str(tmp / "cache")},
+                "bus": {"url": None},
+                "ami": {"secret_file": str(tmp / "ami.secret")},
+            },
+        )
+    )
 
 
 def raw_request(port: int, data: bytes, timeout: float = 10) -> bytes:

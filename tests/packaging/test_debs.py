@@ -546,6 +546,126 @@ def test_runtime_dependencies_are_debian_python3_packages_and_ours(debs):
     assert "asterisk" not in run(["dpkg-deb", "-f", str(meta), "Depends"])
 
 
+# --- what the packages install: no test support; agid cannot reach the writer ------------------------------
+
+# Modules that are test support (issue 15): no package installs one. tests/testkit is where they live.
+TEST_SUPPORT_NAMES = {"testing", "testkit", "dbtesting", "tests", "conftest"}
+
+
+def installed_files(deb: Path) -> list[str]:
+    """The files a package installs (``dpkg-deb -c``), as absolute paths; folders left out."""
+    listing = run(["dpkg-deb", "-c", str(deb)], timeout=60)
+    return [
+        line.split(None, 5)[5].removeprefix(".") for line in listing.splitlines() if not line.endswith("/")
+    ]
+
+
+def support_modules_in(paths: list[str]) -> list[str]:
+    """The Python files among ``paths`` that are, or sit in, a test-support module."""
+    found = []
+    for path in paths:
+        parts = Path(path).parts
+        if "dist-packages" in parts or "site-packages" in parts or path.endswith(".py"):
+            names = [*parts[:-1], Path(parts[-1]).stem] if path.endswith(".py") else parts[:-1]
+            if any(name in TEST_SUPPORT_NAMES or name.startswith("test_") for name in names):
+                found.append(path)
+    return found
+
+
+def test_support_modules_are_recognised() -> None:
+    assert support_modules_in(
+        [
+            "/usr/lib/python3/dist-packages/agid/testing.py",
+            "/usr/lib/python3/dist-packages/agid/dbtesting.py",
+            "/usr/lib/python3/dist-packages/ctid/testing/amiserver.py",
+            "/usr/lib/python3/dist-packages/confdb/tests/conftest.py",
+            "/usr/lib/python3/dist-packages/testkit/__init__.py",
+            "/usr/lib/python3/dist-packages/pbxtools/tests/test_x.py",
+            "/usr/lib/python3/dist-packages/agid/session.py",
+            "/usr/share/doc/pbx-agid/testing.txt",
+        ]
+    ) == [
+        "/usr/lib/python3/dist-packages/agid/testing.py",
+        "/usr/lib/python3/dist-packages/agid/dbtesting.py",
+        "/usr/lib/python3/dist-packages/ctid/testing/amiserver.py",
+        "/usr/lib/python3/dist-packages/confdb/tests/conftest.py",
+        "/usr/lib/python3/dist-packages/testkit/__init__.py",
+        "/usr/lib/python3/dist-packages/pbxtools/tests/test_x.py",
+    ]
+
+
+def test_no_package_installs_test_support(debs):
+    found = {}
+    for deb in sorted(debs.glob("*.deb")):
+        files = installed_files(deb)
+        assert files, f"{deb.name}: dpkg-deb -c lists nothing"
+        if support := support_modules_in(files):
+            found[deb.name] = support
+    assert not found, f"test support installed by the packages (it belongs in tests/testkit): {found}"
+
+
+# Run by the system python3 (Debian's python3-* packages, not the venv) on the files pbx-agid and
+# python3-confdb install, extracted into a folder put first on sys.path: confdb.writer cannot be imported
+# (a meta path finder refuses it and records who asked), then every agid module is imported, and their
+# source is read for an import of confdb.writer anywhere (a function's lazy import included).
+AGID_IMPORTS = r"""
+import ast, importlib, importlib.abc, pathlib, pkgutil, sys, traceback
+sys.path.insert(0, sys.argv[1])
+refused = []
+
+class NoWriter(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path=None, target=None):
+        if name == "confdb.writer" or name.startswith("confdb.writer."):
+            refused.append((name, "".join(traceback.format_stack(limit=8)[:-1])))
+            raise ImportError(f"agid must not import {name}")
+        return None
+
+sys.meta_path.insert(0, NoWriter())
+try:
+    import confdb.writer
+except ImportError:
+    pass
+assert refused and refused.pop()[0] == "confdb.writer", "the finder does not refuse confdb.writer"
+import agid
+assert agid.__file__.startswith(sys.argv[1]), agid.__file__
+modules = ["agid"] + [m.name for m in pkgutil.walk_packages(agid.__path__, "agid.")
+                      if not m.name.endswith(".__main__")]
+for name in modules:
+    try:
+        importlib.import_module(name)
+    except ImportError as exc:
+        print(f"IMPORT {name}: {exc}")
+for name, stack in refused:
+    print(f"REFUSED {name}, asked by:\n{stack}")
+for path in pathlib.Path(agid.__file__).parent.rglob("*.py"):
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+        for n in names:
+            if n == "confdb.writer" or n.startswith("confdb.writer."):
+                print(f"SOURCE {path.relative_to(sys.argv[1])}:{node.lineno}: imports {n}")
+print(f"imported {len(modules)} agid modules")
+"""
+
+
+def agid_reaches_writer(debs: Path, root: Path) -> list[str]:
+    """What, in the installed pbx-agid, imports confdb.writer (empty: nothing)."""
+    for package in ("pbx-agid", "python3-confdb"):
+        (deb,) = debs.glob(f"{package}_*.deb")
+        run(["dpkg-deb", "-x", str(deb), str(root)], timeout=60)
+    site = root / "usr" / "lib" / "python3" / "dist-packages"
+    output = run(["/usr/bin/python3", "-c", AGID_IMPORTS, str(site)], timeout=120)
+    assert re.search(r"^imported [1-9]\d* agid modules$", output, re.M), output
+    return [line for line in output.splitlines() if line.startswith(("IMPORT ", "REFUSED ", "SOURCE "))]
+
+
+def test_the_agid_package_cannot_import_the_writer(debs, tmp_path):
+    """pbx-agid is the daemon that must never write: none of its installed code imports confdb.writer."""
+    problems = agid_reaches_writer(debs, tmp_path)
+    assert not problems, "\n".join(problems)
+
+
 def test_units_are_hardened_and_rated_ok(debs, tmp_path):
     for deb in debs.glob("*.deb"):
         run(["dpkg-deb", "-x", str(deb), str(tmp_path)])

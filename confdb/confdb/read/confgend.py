@@ -232,9 +232,13 @@ SELECT ci.context_id, c.name FROM context_includes ci JOIN contexts c ON c.id = 
 _VOICEMAILS = """
 SELECT id, context, mailbox, fullname, email, pin, language, attach_audio, delete_after_email, max_messages,
        enabled FROM voicemails ORDER BY context COLLATE "C", mailbox COLLATE "C" """
-_USERS = """
-SELECT id, firstname, lastname, callerid_name, callerid_num, language, ring_seconds, enabled, voicemail_id
-  FROM users ORDER BY id"""
+# users also holds the CTI login and password hash and the call forwards, which confgend has no use for:
+# pbx_confgend may read only these columns of it (COLUMNS, confdb.roles), in User's order.
+USER_COLUMNS = (
+    "id", "firstname", "lastname", "callerid_name", "callerid_num", "language", "ring_seconds", "enabled",
+    "voicemail_id",
+)  # fmt: skip
+_USERS = f"SELECT {', '.join(USER_COLUMNS)} FROM users ORDER BY id"
 _USER_LINES = "SELECT user_id, line_id, main_user, main_line FROM user_lines ORDER BY line_id, user_id"
 _LINES = """
 SELECT l.id, l.name, l.auth_username, l.secret_ha1, l.realm, c.name AS context, l.codecs, l.max_contacts,
@@ -280,7 +284,8 @@ _OUTCALL_TRUNKS = """
 SELECT ot.outcall_id, t.name FROM outcall_trunks ot JOIN trunks t ON t.id = ot.trunk_id
  ORDER BY ot.outcall_id, ot.position"""
 
-# Every table the snapshot reads: confdb.roles grants pbx_confgend SELECT on exactly these.
+# Every table the snapshot reads: confdb.roles grants pbx_confgend SELECT on exactly these (on COLUMNS
+# only, for the tables named there).
 TABLES = (
     "contexts",
     "context_includes",
@@ -302,6 +307,8 @@ TABLES = (
     "outcall_patterns",
     "outcall_trunks",
 )
+# The tables of TABLES read in part: pbx_confgend is granted only these columns of them.
+COLUMNS: dict[str, tuple[str, ...]] = {"users": USER_COLUMNS}
 
 
 def _as_json(conn: psycopg.Connection[Any], query: str) -> str:

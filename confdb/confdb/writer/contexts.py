@@ -9,8 +9,6 @@ import psycopg
 from confdb import events, validation
 from confdb.writer.errors import Conflict, NotFound
 
-CONTEXT_TYPES = ("internal", "incall", "outcall", "services")
-
 
 def context_id(
     conn: psycopg.Connection[Any], name: str, *, expected_type: str | None = None, field: str = ""
@@ -29,21 +27,6 @@ def context_id(
         raise NotFound(f"context {validation.shown(name)} does not exist{hint}", field=field)
     if expected_type and row[1] != expected_type:
         raise Conflict(f"context {name!r} is of type {row[1]}, not {expected_type}", field=field)
-    return int(row[0])
-
-
-def create_context(conn: psycopg.Connection[Any], name: str, type_: str, description: str = "") -> int:
-    name = validation.identifier("context.name", name)
-    type_ = validation.choice("context.type", type_, CONTEXT_TYPES)
-    description = validation.text("context.description", description, required=False)
-    if conn.execute("SELECT 1 FROM contexts WHERE name = %s", (name,)).fetchone():
-        raise Conflict(f"context {name!r} already exists")
-    row = conn.execute(
-        "INSERT INTO contexts (name, type, description) VALUES (%s, %s, %s) RETURNING id",
-        (name, type_, description),
-    ).fetchone()
-    assert row is not None
-    events.emit(conn, "context", "created", id=row[0], name=name)
     return int(row[0])
 
 

@@ -12,6 +12,7 @@ The AGI address of the library is `asterisk.agid.host`/`port`.
 
 from __future__ import annotations
 
+import functools
 from datetime import time
 from importlib import resources
 
@@ -27,15 +28,18 @@ SERVICES = {
 }
 MAX_FORWARDS = 5  # forwards followed in a row by one call (pbx-user); a loop of forwards ends in voicemail
 LIBRARY_AGID = "agi://127.0.0.1:4573/"  # as written in the static library; replaced by the configured one
-_library: str | None = None
+
+
+@functools.cache
+def _static_library() -> str:
+    """The file as shipped in the package (read once: it does not change while confgend runs)."""
+    return resources.files("confgend").joinpath("static/dialplan-library.conf").read_text("utf-8")
 
 
 def library(agid: str = LIBRARY_AGID) -> str:
     """The static dialplan library, its AGI() calls aimed at `agid` (`agi://host:port/`)."""
-    global _library
-    if _library is None:
-        _library = resources.files("confgend").joinpath("static/dialplan-library.conf").read_text("utf-8")
-    return _library if agid == LIBRARY_AGID else _library.replace(LIBRARY_AGID, agid)
+    text = _static_library()
+    return text if agid == LIBRARY_AGID else text.replace(LIBRARY_AGID, agid)
 
 
 def agid_url(ctx: Context) -> str:
