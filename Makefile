@@ -38,7 +38,7 @@ APT_PACKAGES := \
 	postgresql-15 postgresql-client-15 rabbitmq-server util-linux \
 	python3 python3-venv python3-pip python3-setuptools python3-wheel \
 	python3-psycopg python3-psycopg-pool python3-twisted python3-sqlalchemy python3-alembic \
-	python3-pika python3-jinja2 python3-yaml python3-psycopg2 python3-openssl \
+	python3-pika python3-jinja2 python3-yaml python3-psycopg2 python3-openssl python3-jsonschema \
 	asterisk-core-sounds-en asterisk-core-sounds-en-gsm asterisk-moh-opsound-gsm
 # Our Asterisk (packages/build-asterisk, run by `make asterisk-deb` before the stack starts it): the
 # source's verification (dscverify, Debian's keyring), dpkg-buildpackage and the apt index, and the

@@ -16,9 +16,16 @@ from twisted.internet.interfaces import IDelayedCall
 from twisted.logger import Logger
 
 from ctid.ami.errors import AMINotConnectedError, AsteriskNotReadyError
+from ctid.cti import PROTOCOL_VERSION, commands
+from ctid.cti.commands.base import Client
+from ctid.cti.commands.calls import CallsEnv
+from ctid.cti.commands.login import LoginEnv
+from ctid.cti.commands.queues import QueuesEnv
+from ctid.cti.commands.status import SubscribeEnv
 from ctid.cti.protocol import CTIProtocol
 from ctid.cti.ratelimit import AccountBackoff, LoginRateLimiter
 from ctid.cti.session import CTISession, encode
+from ctid.cti.validator import names
 from ctid.directory import Directory, User, phone_status
 from ctid.state.model import Call, line_of_device
 from ctid.state.tracker import CallTracker
@@ -89,7 +96,7 @@ class CTIServer:
         self.call_subs: dict[int, set[CTISession]] = {}
         self.statuses: dict[int, str] = {}
         self.call_users: dict[str, set[int]] = {}
-        self.originates: OrderedDict[str, tuple[CTISession, Any]] = OrderedDict()
+        self.originates: OrderedDict[str, tuple[Client, Any]] = OrderedDict()
         self._flush_timer: IDelayedCall | None = None
         self._presence_timer: IDelayedCall | None = None
         self._presence_pending: set[int] = set()
@@ -97,6 +104,38 @@ class CTIServer:
         self._fanout_timer: IDelayedCall | None = None
         self.rejected_clients = 0
         tracker.on_dirty = self._schedule_flush
+        commands.check(commands.COMMANDS, names("client"))
+        self.commands = commands.bind(commands.COMMANDS, self._envs())
+
+    def _envs(self) -> commands.Envs:
+        """The narrow pieces of this server that the command handlers use."""
+        return commands.Envs(
+            login=LoginEnv(
+                limiter=self.limiter,
+                accounts=self.accounts,
+                user_by_login=lambda login: self.directory.by_login.get(login),
+                check_password=lambda password, encoded: self.check_password(password, encoded),
+            ),
+            subscribe=SubscribeEnv(
+                set_topics=self.set_topics,
+                presence_snapshot=self.presence_snapshot,
+                calls_snapshot=self.calls_snapshot,
+                members_snapshot=self.members_snapshot,
+            ),
+            calls=CallsEnv(
+                ami_action=self.ami_action,
+                call=lambda call_id: self.tracker.calls.get(call_id),
+                peer_channels=self.tracker.peer_channels,
+                dial_context=self.dial_context,
+                dial_timeout=lambda: self.config.dial_timeout,
+                expect_originate=self.expect_originate,
+                forget_originate=self.forget_originate,
+            ),
+            queues=QueuesEnv(
+                ami_action=self.ami_action,
+                agent_of=lambda user_id: self.directory.agents_by_user.get(user_id),
+            ),
+        )
 
     def stop(self) -> None:
         self._fanout.clear()
@@ -118,17 +157,20 @@ class CTIServer:
         )
 
     def new_session(self, conn: Any) -> CTISession:
-        session = CTISession(self, conn)
+        session = CTISession(
+            conn,
+            commands=self.commands,
+            config=self.config,
+            clock=self.clock,
+            on_closed=self.session_closed,
+        )
         self.sessions.add(session)
-        session.send({"class": "welcome", "version": 1, "server": "ctid"})
+        session.send({"class": "welcome", "version": PROTOCOL_VERSION, "server": "ctid"})
         return session
 
     def session_closed(self, session: CTISession) -> None:
         self.sessions.discard(session)
         self.set_topics(session, frozenset())
-
-    def logged_in(self, session: CTISession) -> None:
-        pass
 
     def set_topics(self, session: CTISession, topics: frozenset[str]) -> None:
         session.topics = topics
@@ -158,7 +200,7 @@ class CTIServer:
     def dial_context(self, user: User) -> str:
         return user_context(user) or self.config.dial_context
 
-    def expect_originate(self, call_id: str, session: CTISession, rid: Any) -> None:
+    def expect_originate(self, call_id: str, session: Client, rid: Any) -> None:
         self.originates[call_id] = (session, rid)
         while len(self.originates) > _MAX_ORIGINATES:
             self.originates.popitem(last=False)

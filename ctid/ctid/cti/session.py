@@ -1,40 +1,27 @@
 """`CTISession`: one client's requests, as a plain object (the protocol feeds it lines).
 
-Each request is checked against its JSON Schema (``schemas/client/<class>.json``) before anything else;
-commands act only on the logged-in user's own line, calls and queue memberships.
+Each request is checked against its JSON Schema (``schemas/client/<class>.json``) before anything else,
+then runs its handler from the command table (`ctid.cti.commands`); commands act only on the logged-in
+user's own line, calls and queue memberships.
 """
 
 from __future__ import annotations
 
 import json
-import math
-import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
-from twisted.internet.defer import Deferred, gatherResults
 from twisted.logger import Logger
-from twisted.python.failure import Failure
 
-from ctid.ami.errors import (
-    AMIActionError,
-    AMIBackpressureError,
-    AMIConnectionLostError,
-    AMINotConnectedError,
-    AMITimeoutError,
-    AsteriskNotReadyError,
-)
-from ctid.cti import PROTOCOL_VERSION, text
-from ctid.cti.passwords import PasswordCheckBusy
+from ctid.cti import text
+from ctid.cti.commands import Bound
 from ctid.cti.validator import SchemaError, load, validate
 from ctid.directory import User
-from ctid.state.model import Channel
 
 if TYPE_CHECKING:
-    from ctid.cti.server import CTIServer
+    from ctid.cti.server import CTIConfig
 
 log = Logger()
-_OPEN = {"login", "ping"}
 
 
 def encode(obj: dict[str, Any]) -> bytes:
@@ -46,17 +33,26 @@ def encode(obj: dict[str, Any]) -> bytes:
 
 
 class CTISession:
-    def __init__(self, hub: CTIServer, conn: Any) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        conn: Any,
+        *,
+        commands: Mapping[str, Bound],
+        config: CTIConfig,
+        clock: Any,
+        on_closed: Callable[[CTISession], None],
+    ) -> None:
         self.conn = conn
+        self.commands = commands
+        self.config = config
+        self._on_closed = on_closed
         self.peer = getattr(conn, "peer_host", "?")
         self.user: User | None = None
         self.topics: frozenset[str] = frozenset()
         self.closed = False
-        self._logging_in = False
+        self.logging_in = False
         self.errors = 0
-        cfg = hub.config
-        self._login_timer = hub.clock.callLater(cfg.login_timeout, self._login_timeout)
+        self._login_timer = clock.callLater(config.login_timeout, self._login_timeout)
 
     def describe(self) -> str:
         return self.user.cti_login or f"user {self.user.id}" if self.user else "not logged in"
@@ -96,21 +92,20 @@ class CTISession:
         except SchemaError as exc:
             self.error(rid, cls, "invalid_request", str(exc)[:300])
             return
-        if self.user is None and cls not in _OPEN:
+        command = self.commands[cls]  # the table matches the schemas (checked when the server is built)
+        if self.user is None and not command.before_login:
             self.error(rid, cls, "not_logged_in", "log in first")
             return
-        getattr(self, "do_" + cls)(rid, msg)
+        command.run(self, rid, cls, msg)
 
     def too_large(self) -> None:
-        self.error(
-            None, None, "too_large", f"a message is limited to {self.hub.config.max_message_bytes} bytes"
-        )
+        self.error(None, None, "too_large", f"a message is limited to {self.config.max_message_bytes} bytes")
 
     def connection_lost(self) -> None:
         self.closed = True
         if self._login_timer is not None and self._login_timer.active():
             self._login_timer.cancel()
-        self.hub.session_closed(self)
+        self._on_closed(self)
 
     # -- output
 
@@ -135,7 +130,7 @@ class CTISession:
         )
         if code in ("malformed", "too_large", "invalid_request", "unknown_class"):
             self.errors += 1
-            if self.errors > self.hub.config.max_errors:
+            if self.errors > self.config.max_errors:
                 log.warn(
                     "CTI: client {peer} ({who}) sent too many bad messages; disconnected",
                     peer=self.peer,
@@ -159,251 +154,10 @@ class CTISession:
             self.error(None, None, "timeout", "no login in time")
             self.conn.close()
 
-    # -- requests
+    # -- for the command handlers (`ctid.cti.commands.base.Client`)
 
-    def do_ping(self, rid: Any, msg: dict[str, Any]) -> None:
-        self.respond(rid, "ping")
-
-    def do_login(self, rid: Any, msg: dict[str, Any]) -> None:
-        if self.user is not None:
-            return self.error(rid, "login", "already_logged_in", "this session is logged in already")
-        if self._logging_in:
-            return self.error(rid, "login", "busy", "a login is already being checked")
-        version = msg.get("version", PROTOCOL_VERSION)
-        if version != PROTOCOL_VERSION:
-            return self.error(
-                rid,
-                "login",
-                "unsupported_version",
-                f"this server speaks version {PROTOCOL_VERSION}, not {version}",
-            )
-        login = msg["login"]
-        for wait, whose in (
-            (self.hub.limiter.retry_after(self.peer), "from this address"),
-            (self.hub.accounts.retry_after(login, self.peer), "for this account"),
-        ):
-            if wait > 0:
-                return self.error(
-                    rid,
-                    "login",
-                    "rate_limited",
-                    f"too many failed logins {whose}; retry in {math.ceil(wait)} s",
-                    retry_after=math.ceil(wait * 10) / 10,
-                )
-        user = self.hub.directory.by_login.get(login)
-        encoded = user.cti_password_hash if user is not None and user.enabled else None
-        self.hub.accounts.attempted(login)
-        self._logging_in = True
-
-        def checked(ok: bool) -> None:
-            self._logging_in = False
-            if self.closed:
-                return
-            current = self.hub.directory.by_login.get(login)
-            if not ok or current is None or not current.enabled or current.cti_password_hash != encoded:
-                self.hub.limiter.failed(self.peer)
-                log.info("CTI: failed login {login!r} from {peer}", login=login[:64], peer=self.peer)
-                self.error(rid, "login", "login_failed", "wrong login or password")
-                return
-            self.hub.limiter.succeeded(self.peer)
-            self.hub.accounts.succeeded(login, self.peer)
-            self.user = current
-            if self._login_timer is not None and self._login_timer.active():
-                self._login_timer.cancel()
-            self._login_timer = None
-            self.hub.logged_in(self)
-            self.respond(
-                rid,
-                "login",
-                user={
-                    "id": current.id,
-                    "name": current.name,
-                    "login": login,
-                    "exten": current.exten,
-                    "lines": list(current.lines),
-                },
-            )
-
-        def failed(failure: Failure) -> None:
-            self._logging_in = False
-            if failure.check(PasswordCheckBusy):
-                self.error(rid, "login", "busy", "too many logins are being checked; retry shortly")
-            else:
-                log.failure("CTI: password check failed", failure)
-                self.error(rid, "login", "busy", "the login could not be checked; retry shortly")
-
-        self.hub.check_password(msg["password"], encoded).addCallbacks(checked, failed)
-
-    def do_subscribe(self, rid: Any, msg: dict[str, Any]) -> None:
-        topics = frozenset(msg["topics"])
-        self.hub.set_topics(self, topics)
-        snapshot: dict[str, Any] = {"topics": sorted(topics)}
-        if "presence" in topics:
-            snapshot["presence"] = self.hub.presence_snapshot()
-        if "calls" in topics:
-            snapshot["calls"] = self.hub.calls_snapshot(self.user)
-        if "queues" in topics:
-            snapshot["members"] = self.hub.members_snapshot()
-        self.respond(rid, "subscribe", **snapshot)
-
-    def do_dial(self, rid: Any, msg: dict[str, Any]) -> None:
-        user = self.user
-        assert user is not None
-        if user.main_line is None:
-            return self.error(rid, "dial", "no_line", "you have no line to dial from")
-        number = msg["number"]
-        call_id = "ctid-" + os.urandom(8).hex()
-        headers = [
-            ("Channel", f"PJSIP/{user.main_line}"),
-            ("Context", self.hub.dial_context(user)),
-            ("Exten", number),
-            ("Priority", "1"),
-            ("CallerID", f'"{number}" <{number}>'),
-            ("Timeout", str(int(self.hub.config.dial_timeout * 1000))),
-            ("Async", "true"),
-            ("ChannelId", call_id),
-            ("Variable", f"CTID_USER={user.id}"),
-        ]
-        self.hub.expect_originate(call_id, self, rid)
-        self._ami(
-            rid,
-            "dial",
-            [("Originate", headers)],
-            lambda: self.respond(rid, "dial", call_id=call_id),
-            on_error=lambda: self.hub.forget_originate(call_id),
-        )
-
-    def _own_channels(self, call_id: str) -> list[Channel]:
-        assert self.user is not None
-        call = self.hub.tracker.calls.get(call_id)
-        if call is None:
-            return []
-        lines = set(self.user.lines)
-        return [c for c in call.channels.values() if c.line in lines]
-
-    def do_hangup(self, rid: Any, msg: dict[str, Any]) -> None:
-        own = self._own_channels(msg["call_id"])
-        if not own:
-            return self.error(rid, "hangup", "no_such_call", "no such call of yours")
-        self._ami(
-            rid,
-            "hangup",
-            [("Hangup", {"Channel": c.name}) for c in own],
-            lambda: self.respond(rid, "hangup", call_id=msg["call_id"]),
-        )
-
-    def do_transfer(self, rid: Any, msg: dict[str, Any]) -> None:
-        assert self.user is not None
-        own = self._own_channels(msg["call_id"])
-        if not own:
-            return self.error(rid, "transfer", "no_such_call", "no such call of yours")
-        own.sort(key=lambda c: (c.bridge is None, c.state != "Up"))
-        mine = own[0]
-        context = self.hub.dial_context(self.user)
-        if msg["mode"] == "blind":
-            lines = set(self.user.lines)
-            if not [p for p in self.hub.tracker.peer_channels(mine) if p.line not in lines]:
-                return self.error(rid, "transfer", "not_bridged", "the call has no other party to transfer")
-            # As a phone's REFER does: Asterisk sends every other party to the number, takes the user's
-            # channel out of the bridge and reports a BlindTransfer event (a Redirect reports nothing).
-            action = ("BlindTransfer", {"Channel": mine.name, "Context": context, "Exten": msg["number"]})
-        else:
-            action = ("Atxfer", {"Channel": mine.name, "Context": context, "Exten": msg["number"]})
-        self._ami(rid, "transfer", [action], lambda: self.respond(rid, "transfer", call_id=msg["call_id"]))
-
-    def do_queue_pause(self, rid: Any, msg: dict[str, Any]) -> None:
-        assert self.user is not None
-        if self.user.main_line is None:
-            return self.error(rid, "queue_pause", "no_line", "you have no line in queues")
-        headers = {
-            "Interface": f"PJSIP/{self.user.main_line}",
-            "Paused": "true" if msg["paused"] else "false",
-        }
-        if "queue" in msg:
-            headers["Queue"] = msg["queue"]
-        if msg.get("reason"):
-            headers["Reason"] = msg["reason"]
-        self._ami(rid, "queue_pause", [("QueuePause", headers)], lambda: self.respond(rid, "queue_pause"))
-
-    def _agent_queues(self, rid: Any, request: str) -> tuple[Any, str] | None:
-        assert self.user is not None
-        agent = self.hub.directory.agents_by_user.get(self.user.id)
-        if agent is None:
-            self.error(rid, request, "not_an_agent", "you are not an agent")
-            return None
-        if self.user.main_line is None:
-            self.error(rid, request, "no_line", "you have no line to take calls on")
-            return None
-        return agent, f"PJSIP/{self.user.main_line}"
-
-    def do_agent_login(self, rid: Any, msg: dict[str, Any]) -> None:
-        found = self._agent_queues(rid, "agent_login")
-        if found is None:
-            return
-        agent, interface = found
-        actions = [
-            (
-                "QueueAdd",
-                {
-                    "Queue": q,
-                    "Interface": interface,
-                    "MemberName": f"Agent {agent.number}",
-                    "StateInterface": interface,
-                },
-            )
-            for q in agent.queues
-        ]
-        self._ami(
-            rid, "agent_login", actions, lambda: self.respond(rid, "agent_login", queues=list(agent.queues))
-        )
-
-    def do_agent_logout(self, rid: Any, msg: dict[str, Any]) -> None:
-        found = self._agent_queues(rid, "agent_logout")
-        if found is None:
-            return
-        agent, interface = found
-        actions = [("QueueRemove", {"Queue": q, "Interface": interface}) for q in agent.queues]
-        self._ami(
-            rid, "agent_logout", actions, lambda: self.respond(rid, "agent_logout", queues=list(agent.queues))
-        )
-
-    # -- AMI
-
-    def _ami(
-        self,
-        rid: Any,
-        request: str,
-        actions: list[tuple[str, Any]],
-        on_ok: Callable[[], None],
-        on_error: Callable[[], None] | None = None,
-    ) -> None:
-        if not actions:
-            on_ok()
-            return
-        d: Deferred = gatherResults([self.hub.ami_action(a, h) for a, h in actions], consumeErrors=True)
-
-        def ok(_: Any) -> None:
-            if not self.closed:
-                on_ok()
-
-        def failed(failure: Failure) -> None:
-            if on_error is not None:
-                on_error()
-            exc = failure.value
-            exc = getattr(exc, "subFailure", None).value if hasattr(exc, "subFailure") else exc
-            if isinstance(exc, AsteriskNotReadyError):
-                self.error(rid, request, "ami_unavailable", "Asterisk is starting or stopping; retry shortly")
-            elif isinstance(exc, AMINotConnectedError | AMIConnectionLostError | AMIBackpressureError):
-                self.error(
-                    rid, request, "ami_unavailable", "Asterisk is not reachable right now; retry later"
-                )
-            elif isinstance(exc, AMITimeoutError):
-                self.error(rid, request, "ami_unavailable", "Asterisk did not answer in time")
-            elif isinstance(exc, AMIActionError):
-                reason = exc.response.get("Message", "refused") if hasattr(exc, "response") else str(exc)
-                self.error(rid, request, "ami_error", f"Asterisk refused: {reason}"[:300])
-            else:
-                log.failure("CTI: {request} failed", failure, request=request)
-                self.error(rid, request, "ami_error", "the request failed")
-
-        d.addCallbacks(ok, failed)
+    def logged_in(self, user: User) -> None:
+        self.user = user
+        if self._login_timer is not None and self._login_timer.active():
+            self._login_timer.cancel()
+        self._login_timer = None

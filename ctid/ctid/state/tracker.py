@@ -162,9 +162,6 @@ class CallTracker:
 
     # -- queries
 
-    def calls_of_line(self, line: str) -> list[Call]:
-        return [call for call in self.calls.values() if line in call.lines()]
-
     def peer_channels(self, chan: Channel) -> list[Channel]:
         """The other channels in ``chan``'s bridge."""
         if chan.bridge is None or chan.bridge not in self.bridges:
