@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -45,8 +46,9 @@ class AGIConnection(asyncio.Protocol):
         self.closed: asyncio.Future[None] = self._loop.create_future()
         #: True once Asterisk sent ``HANGUP``.
         self.hungup = False
-        #: Loop time of the accept: the budgets of a session count from it, queueing in agid included.
-        self.accepted_at = self._loop.time()
+        #: ``time.monotonic()`` of the accept: the deadlines of a session count from it, queueing in agid
+        #: included (the clock of every thread and loop, as the database thread compares with it).
+        self.accepted_at = time.monotonic()
         self.peer: object = None
 
     # -- asyncio.Protocol

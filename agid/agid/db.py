@@ -1,11 +1,13 @@
 """agid's way to PostgreSQL: one bounded async pool of role ``pbx_agid``, every use bounded in time.
 
-``await db.run(query, *args, timeout=...)`` borrows a connection, runs ``query(conn, *args)`` (a coroutine
+``await db.run(query, *args, deadline=...)`` borrows a connection, runs ``query(conn, *args)`` (a coroutine
 of :mod:`confdb.read.agid`) and returns its result, or raises :class:`DBUnavailable` when it could not be
-done in time: no connection free within the timeout, PostgreSQL down, slow or frozen (the server-side
-``statement_timeout`` catches a slow query, the client-side timeout a frozen or unreachable server).
-Handlers catch DBUnavailable and degrade; they never wait longer than their budget.
-``db.load(query, key, timeout=...)`` does the same for one key of a batch query, gathered with the keys of
+done in time: no connection free before the deadline, PostgreSQL down, slow or frozen (the server-side
+``statement_timeout`` catches a slow query, the client-side deadline a frozen or unreachable server).
+``deadline`` is a time of ``time.monotonic()``, the same clock in every thread and event loop: the
+session's one deadline (see :mod:`agid.session`), passed down as it is; every wait is ``deadline - now``.
+Handlers catch DBUnavailable and degrade; they never wait past their deadline.
+``db.load(query, key, deadline=...)`` does the same for one key of a batch query, gathered with the keys of
 the other sessions of the same turn of the event loop into one query (:mod:`agid.batch`).
 
 The pool and its queries live in a thread of their own, with its own event loop: a busy session loop
@@ -113,7 +115,7 @@ class Database:
         self._probing = False
         self._background: set[asyncio.Task[Any]] = set()
         self._in_use = 0  # connections taken from the pool and not given back yet
-        self._loaders: dict[tuple[Any, float], BatchLoader[Any, Any]] = {}
+        self._loaders: dict[Any, BatchLoader[Any, Any]] = {}
         self.stats = {"ok": 0, "unavailable": 0, "fast_fail": 0, "errors": 0, "overload": 0, "abandoned": 0}
 
     async def open(self) -> None:
@@ -168,8 +170,10 @@ class Database:
         """True from FAILURES failures in a row with no answer to anybody meanwhile, to the next answer."""
         return self._tripped
 
-    async def run(self, query: Callable[..., Awaitable[T]], *args: Any, timeout: float) -> T:
+    async def run(self, query: Callable[..., Awaitable[T]], *args: Any, deadline: float) -> T:
         started = time.monotonic()
+        if deadline <= started:  # the caller's time is spent: not the database's fault
+            raise DBUnavailable("no time left before the deadline")
         probe = False
         if self._tripped:
             if self._probing or started < self._next_probe:
@@ -177,7 +181,7 @@ class Database:
                 raise DBUnavailable("database marked down after repeated failures")
             probe = self._probing = True  # this call tries; the others keep failing at once
         try:
-            result = await self._in_thread(self._run(query, args, timeout))
+            result = await self._in_thread(self._run(query, args, deadline))
         except DBUnavailable:
             # An outage only if nobody got an answer while this call waited: under load a few calls of
             # hundreds may time out (no connection free, a late answer) while the others are answered.
@@ -193,14 +197,14 @@ class Database:
         self.stats["ok"] += 1
         return result
 
-    def load(self, query: BatchQuery[K, V], key: K, *, timeout: float) -> asyncio.Future[V | None]:
+    def load(self, query: BatchQuery[K, V], key: K, *, deadline: float) -> asyncio.Future[V | None]:
         """The value of ``key`` from ``query(conn, keys) -> {key: value}`` (None when it has none), gathered
         with the keys other sessions ask in the same turn of the loop (:mod:`agid.batch`): awaiting it
-        raises DBUnavailable as :meth:`run` does."""
-        loader = self._loaders.get((query, timeout))
+        raises DBUnavailable as :meth:`run` does, at the latest at ``deadline``."""
+        loader = self._loaders.get(query)
         if loader is None:
-            loader = self._loaders[query, timeout] = BatchLoader(self.run, query, timeout=timeout)
-        return loader.load(key)
+            loader = self._loaders[query] = BatchLoader(self.run, query)
+        return loader.load(key, deadline)
 
     @property
     def batch_stats(self) -> dict[str, int]:
@@ -237,13 +241,13 @@ class Database:
             return
         self._keep(asyncio.get_running_loop().create_task(self._opened_pool.putconn(getting.result())))
 
-    async def _run(self, query: Callable[..., Awaitable[T]], args: tuple[Any, ...], timeout: float) -> T:
+    async def _run(self, query: Callable[..., Awaitable[T]], args: tuple[Any, ...], deadline: float) -> T:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
+        timeout = deadline - time.monotonic()
         # psycopg_pool 3.1 leaves a cancelled getconn() in its queue of waiters, and later hands it a
         # connection that nobody returns: getconn runs in its own task, bounded by the pool's timeout, and
         # if we are cancelled meanwhile the connection it gets is given back.
-        getting = asyncio.ensure_future(self._opened_pool.getconn(timeout=timeout))
+        getting = asyncio.ensure_future(self._opened_pool.getconn(timeout=max(0.0, timeout)))
         try:
             conn = await asyncio.shield(getting)
         except asyncio.CancelledError:
@@ -257,7 +261,7 @@ class Database:
         self._in_use += 1
         work = loop.create_task(self._query(conn, query, args))
         try:
-            done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - loop.time()))
+            done, _ = await asyncio.wait({work}, timeout=max(0.0, deadline - time.monotonic()))
         except asyncio.CancelledError:
             self._abandon(work)
             raise

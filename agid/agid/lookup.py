@@ -1,10 +1,12 @@
-"""Reverse lookup: a caller's number -> a name, from several sources asked at once within one budget.
+"""Reverse lookup: a caller's number -> a name, from several sources asked at once by one deadline.
 
 Sources, in priority order by default (``lookup_sources``): ``users`` (internal users by caller-ID number
 or extension), ``phonebook`` (the phonebook table, by normalised number), ``csv`` (CSV files loaded in
 memory, by normalised number). All are started together; the answer is the highest-priority source that
 found a name, as soon as every source above it has answered "no" (so a hit from ``users`` returns at
-once). Whatever has not answered when the budget is spent counts as unknown.
+once). Whatever has not answered by the deadline counts as unknown. The deadline is absolute (a time of
+``time.monotonic()``, the session's, see :mod:`agid.handlers.reverse_lookup`): the wait and the database
+reads of the sources all end by it.
 
 Results are cached per normalised number for ``lookup_cache_ttl`` seconds (bounded, least recently used
 out first). A miss is cached only when every source answered, so a database outage does not remember
@@ -120,7 +122,7 @@ class CSVDirectory:
             return None
         if self._loading is None or self._loading.done():
             self._loading = asyncio.get_running_loop().create_task(self._refresh())
-        # the load goes on in the background if our budget ends first
+        # the load goes on in the background if our deadline passes first
         await asyncio.shield(self._loading)
         return self._names.get(normalized)
 
@@ -153,7 +155,7 @@ class ReverseLookup:
         self._asked = self.sources if self.csv.paths else tuple(s for s in self.sources if s != "csv")
         self._late: set[asyncio.Task[object]] = set()
 
-    def _source(self, name: str, raw: str, normalized: str) -> asyncio.Future[str | None]:
+    def _source(self, name: str, raw: str, normalized: str, deadline: float) -> asyncio.Future[str | None]:
         """The answer of one source as a future: a batched database read, or the CSV files."""
         if name == "csv":
             task = asyncio.get_running_loop().create_task(self.csv.find(normalized))
@@ -166,29 +168,30 @@ class ReverseLookup:
             return future
         if name == "users":
             forms = tuple(sorted({raw, normalized, "+" + normalized} - {"", "+"}))
-            return self.db.load(read.internal_names, forms, timeout=self.budget)
-        return self.db.load(read.phonebook_names, normalized, timeout=self.budget)
+            return self.db.load(read.internal_names, forms, deadline=deadline)
+        return self.db.load(read.phonebook_names, normalized, deadline=deadline)
 
-    async def lookup(self, raw: str, budget: float | None = None) -> LookupResult:
-        budget = self.budget if budget is None else budget
+    async def lookup(self, raw: str, deadline: float | None = None) -> LookupResult:
+        """The name of ``raw``, asked until ``deadline`` (``time.monotonic()``; None: ``budget`` from now)."""
+        if deadline is None:
+            deadline = time.monotonic() + self.budget
         normalized = normalize(raw, country=self.country)
         if not normalized:
             return LookupResult(normalized, None, None, True)
         cached = self.cache.get(normalized)
         if cached is not None:
             return LookupResult(cached.number, cached.name, cached.source, True, cached=True)
-        if budget <= 0:
+        if deadline <= time.monotonic():
             return LookupResult(normalized, None, None, False)  # no time left to ask anybody
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + budget
-        # Sources still running at the deadline are not cancelled: each ends by itself within the configured
-        # budget (a query cancelled in flight would cost its connection). ``budget`` bounds this wait only.
-        answers = {name: self._source(name, raw, normalized) for name in self._asked}
+        # Sources still running at the deadline are not cancelled: a database read is over by then (its
+        # query, shared with other sessions, ends by itself: one cancelled in flight would cost its
+        # connection); the CSV files go on loading for the next lookups.
+        answers = {name: self._source(name, raw, normalized, deadline) for name in self._asked}
         for name, answer in answers.items():
             answer.add_done_callback(partial(_log_failure, name))
         pending = set(answers.values())
         while pending and self._decided(answers) is None:
-            remaining = deadline - loop.time()
+            remaining = deadline - time.monotonic()
             if remaining <= 0:
                 break
             _, pending = await asyncio.wait(pending, timeout=remaining, return_when=asyncio.FIRST_COMPLETED)

@@ -186,15 +186,6 @@ class AGIParser:
         self._error: AGIProtocolError | None = None
         self._hangups = 0
 
-    @property
-    def env_complete(self) -> bool:
-        return self._env_lines is None
-
-    @property
-    def pending_bytes(self) -> int:
-        """Bytes received but not yet part of a complete line."""
-        return len(self._buffer)
-
     def feed(self, data: bytes) -> list[Event]:
         if self._error is not None:
             raise self._error

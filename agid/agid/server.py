@@ -211,7 +211,11 @@ class AGIServer:
                 return
             finally:
                 self._awaiting_env.pop(connection, None)
-            session = AGISession(connection, env, self.context)
+            # the session's one deadline, counted from the accept: handlers, lookup and database reads
+            # all wait on it
+            session = AGISession(
+                connection, env, self.context, deadline=connection.accepted_at + self.config.db_timeout
+            )
             try:
                 status = await self._decide(session, work_deadline)
             except Exception:  # a bug of ours: still end the session by the contract

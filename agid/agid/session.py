@@ -49,8 +49,20 @@ class ChannelLogger(logging.LoggerAdapter):  # type: ignore[type-arg]
 class AGISession:
     """What a handler gets: the environment, the handler context and the AGI commands."""
 
-    def __init__(self, connection: AGIConnection, env: AGIEnv, context: HandlerContext | None = None) -> None:
+    def __init__(
+        self,
+        connection: AGIConnection,
+        env: AGIEnv,
+        context: HandlerContext | None = None,
+        *,
+        deadline: float,
+    ) -> None:
         self._connection = connection
+        #: The session's one deadline, a time of ``time.monotonic()`` (the same clock in every thread and
+        #: event loop): the end of the handler's database work, ``db_timeout`` after the accept of the
+        #: connection (a caller waits for agid from then on, whatever agid had to do first). Fixed once by
+        #: the server, passed down as it is to the database reads; every wait is ``deadline - now``.
+        self.deadline = deadline
         self._lock = asyncio.Lock()  # one command at a time, even if a handler gathers several
         #: The ``agi_*`` environment Asterisk sent.
         self.env = env
@@ -88,10 +100,10 @@ class AGISession:
         """True once Asterisk sent ``HANGUP`` (the caller is gone; the dialplan runs its h extension)."""
         return self._connection.hungup
 
-    def remaining(self, budget: float) -> float:
-        """Seconds left of ``budget`` counted from the accept of the connection (a caller waits for agid
-        from then on, whatever agid had to do first); negative when it is spent."""
-        return budget - (asyncio.get_running_loop().time() - self._connection.accepted_at)
+    @property
+    def accepted_at(self) -> float:
+        """The ``time.monotonic()`` of the accept of the connection, from which every budget counts."""
+        return self._connection.accepted_at
 
     @property
     def connection_error(self) -> AGIError | None:

@@ -45,8 +45,46 @@ def _ping_still_works(server: Any, fake: Any) -> None:
     assert fake(server).run(env).variables() == {"AGID_PONG": "pong", "AGID_STATUS": "OK"}
 
 
+PREFIXES = [b"", VALID_ENV, VALID_ENV[:40], b"agi_network_script: ping\n\n"]
+REPLIES = [
+    b"200 result=1\n",
+    b"HANGUP\n",
+    b"520-x\n",
+    b"520 y\n",
+    b"(\n",
+    b"\xff\n",
+    b"200 result=1 (a",
+    b"\n",
+]
+
+
+def malformed_session(server: ServerThread, prefix: bytes, garbage: bytes, answer_first: bool) -> None:
+    """One session of ``prefix`` then ``garbage``, then the peer closes and reads to EOF."""
+    peer = LineSocket(server.address, WAIT)
+    try:
+        peer.send(prefix)
+        if answer_first and prefix == VALID_ENV:
+            peer.readline()  # agid's first command, then garbage as the "reply"
+        peer.send(garbage)
+    except OSError:
+        pass  # agid may already have closed on a protocol error
+    _close_and_drain(peer)
+
+
+def assert_settled(server: ServerThread, sessions: int) -> None:
+    """``sessions`` connections since start, each ended in exactly one way, nothing left running."""
+    stats = server.server.stats
+    server.wait_until(lambda: stats.accepted + stats.refused == sessions)
+    server.wait_idle()
+    assert stats.refused == 0
+    assert stats.no_env + stats.lost + stats.ok + stats.failed == stats.accepted == sessions
+    assert stats.internal_errors == 0
+    assert (stats.open_connections, stats.active_sessions, server.server.tasks) == (0, 0, 0)
+
+
 @pytest.fixture(scope="module")
 def fuzz_server(module_agid_server: Any) -> ServerThread:
+    """Shared by the examples (each example checks the server after its own session)."""
     server: ServerThread = module_agid_server(HANDLERS, session_timeout=2.0, status_timeout=0.5)
     return server
 
@@ -57,46 +95,37 @@ def fuzz_server(module_agid_server: Any) -> ServerThread:
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
 @given(
-    prefix=st.sampled_from([b"", VALID_ENV, VALID_ENV[:40], b"agi_network_script: ping\n\n"]),
-    garbage=st.binary(max_size=400)
-    | st.lists(
-        st.sampled_from(
-            [
-                b"200 result=1\n",
-                b"HANGUP\n",
-                b"520-x\n",
-                b"520 y\n",
-                b"(\n",
-                b"\xff\n",
-                b"200 result=1 (a",
-                b"\n",
-            ]
-        ),
-        max_size=12,
-    ).map(b"".join),
+    prefix=st.sampled_from(PREFIXES),
+    garbage=st.binary(max_size=400) | st.lists(st.sampled_from(REPLIES), max_size=12).map(b"".join),
     answer_first=st.booleans(),
 )
 def test_malformed_sessions_property(
     fuzz_server: ServerThread, prefix: bytes, garbage: bytes, answer_first: bool
 ) -> None:
     server = fuzz_server
-    peer = LineSocket(server.address, WAIT)
-    try:
-        peer.send(prefix)
-        if answer_first and prefix == VALID_ENV:
-            peer.readline()  # agid's first command, then garbage as the "reply"
-        peer.send(garbage)
-    except OSError:
-        pass  # agid may already have closed on a protocol error
-    _close_and_drain(peer)
-    server.wait_idle()
+    before = server.server.stats.accepted + server.server.stats.refused
+    malformed_session(server, prefix, garbage, answer_first)
+    assert_settled(server, before + 1)
 
 
-def test_malformed_sessions_property_leaves_server_usable(fuzz_server: ServerThread, fake: Any) -> None:
-    _ping_still_works(fuzz_server, fake)
-    stats = fuzz_server.server.stats
+def test_malformed_sessions_leave_server_usable(agid_server: Any, fake: Any) -> None:
+    """A server of its own: every kind of malformed session, one after the other, then a good one."""
+    server: ServerThread = agid_server(HANDLERS, session_timeout=2.0, status_timeout=0.5)
+    garbages = [b"", b"\x00" * 300, b"".join(REPLIES), bytes(range(256)), *REPLIES, *(r * 3 for r in REPLIES)]
+    cases = [
+        (prefix, garbage, answer_first)
+        for prefix in PREFIXES
+        for garbage in garbages
+        for answer_first in (False, True)
+    ]
+    for prefix, garbage, answer_first in cases:
+        malformed_session(server, prefix, garbage, answer_first)
+    assert_settled(server, len(cases))
+    _ping_still_works(server, fake)
+    stats = server.server.stats
     assert stats.accepted > 100
-    assert stats.no_env + stats.lost + stats.ok + stats.failed == stats.accepted
+    assert stats.no_env + stats.lost + stats.ok + stats.failed == stats.accepted == len(cases) + 1
+    assert stats.ok >= 1 and stats.internal_errors == 0
 
 
 def run_soak(agid_server: Any, fake: Any, n: int, caplog: pytest.LogCaptureFixture) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -133,13 +135,27 @@ def test_reply_data_round_trip(result: str, data: str, endpos: int | None) -> No
     assert dict(reply.fields) == ({} if endpos is None else {"endpos": str(endpos)})
 
 
-@given(st.text(max_size=200))
-def test_parse_reply_line_only_raises_protocol_error(line: str) -> None:
-    try:
-        reply = parse_reply_line(line)
-    except AGIProtocolError:
-        return
-    assert isinstance(reply, AGIReply)
+# any text, and text after the start of a reply (so that many are accepted)
+_REPLY_LINES = st.text(max_size=200) | st.tuples(
+    st.sampled_from(["200 result=", "200 result=1 ", "510 ", "511 ", "520 "]), st.text(max_size=100)
+).map("".join)
+
+
+def test_parse_reply_line_only_raises_protocol_error() -> None:
+    seen = Counter[str]()
+
+    @given(_REPLY_LINES)
+    def example(line: str) -> None:
+        try:
+            reply = parse_reply_line(line)
+        except AGIProtocolError:
+            seen["refused"] += 1
+            return
+        assert isinstance(reply, AGIReply)
+        seen["accepted"] += 1
+
+    example()
+    assert seen["accepted"] > 0 and seen["refused"] > 0, seen
 
 
 # ------------------------------------------------------------------------------------------------ parser
@@ -223,21 +239,43 @@ def test_parser_limits() -> None:
         parser.feed(b"200 result=1\n")
 
 
-@settings(max_examples=300)
-@given(st.binary(max_size=300), st.lists(st.integers(1, 50), max_size=10))
-def test_parser_fuzz_env_and_replies(data: bytes, chunks: list[int]) -> None:
-    """Arbitrary bytes, before or after a valid env: events or AGIProtocolError, nothing else."""
-    for prefix in (b"", b"agi_network: yes\nagi_network_script: ping\n\n"):
-        parser = AGIParser(Limits(max_line=128))
-        stream = prefix + data
-        pos = 0
-        try:
-            for size in [*chunks, len(stream)]:
-                for event in parser.feed(stream[pos : pos + size]):
-                    assert isinstance(event, EnvReceived | HangupReceived | AGIReply)
-                pos += size
-        except AGIProtocolError:
-            pass
+def test_parser_fuzz_env_and_replies() -> None:
+    """Arbitrary bytes, before or after a valid env: events or AGIProtocolError, nothing else; both
+    happen, and accepted streams give events."""
+    prefixes = (b"", b"agi_network: yes\nagi_network_script: ping\n\n")
+    seen = Counter[tuple[bytes, str]]()
+
+    @settings(max_examples=300)
+    @given(
+        st.binary(max_size=300)
+        | st.lists(
+            st.sampled_from([b"200 result=1\n", b"HANGUP\n", b"520-x\n", b"(\n", b"\xff\n"]), max_size=8
+        ).map(b"".join),
+        st.lists(st.integers(1, 50), max_size=10),
+    )
+    def example(data: bytes, chunks: list[int]) -> None:
+        for prefix in prefixes:
+            parser = AGIParser(Limits(max_line=128))
+            stream = prefix + data
+            pos = 0
+            events = 0
+            try:
+                for size in [*chunks, len(stream)]:
+                    for event in parser.feed(stream[pos : pos + size]):
+                        assert isinstance(event, EnvReceived | HangupReceived | AGIReply)
+                        events += 1
+                    pos += size
+            except AGIProtocolError:
+                seen[prefix, "refused"] += 1
+                continue
+            seen[prefix, "accepted"] += 1
+            if events:
+                seen[prefix, "events"] += 1
+
+    example()
+    assert all(seen[prefix, "accepted"] > 0 for prefix in prefixes), seen
+    assert sum(seen[prefix, "refused"] for prefix in prefixes) > 0, seen
+    assert seen[prefixes[1], "events"] > 0, seen  # at least the environment
 
 
 # ----------------------------------------------------------------------------------------------- commands
@@ -325,31 +363,49 @@ _ARG_TEXT = st.text(
 )
 
 
-@settings(max_examples=500)
-@given(st.lists(_ARG_TEXT | st.integers(-(10**6), 10**6), max_size=8))
-def test_command_round_trip_through_asterisk_parser(args: list[str | int]) -> None:
-    """Either refused, or Asterisk reads exactly one command with exactly these arguments."""
-    try:
-        line = format_command("SET VARIABLE", *args)
-    except AGIArgumentError:
-        assert any(isinstance(a, str) and any(c in a for c in "\n\r\x00") for a in args)
-        return
-    commands = asterisk_read_commands(line)
-    assert len(commands) == 1
-    expected = [b"SET", b"VARIABLE", *(str(a).encode("utf-8") for a in args)]
-    assert asterisk_parse_args(commands[0]) == expected
+def test_command_round_trip_through_asterisk_parser() -> None:
+    """Either refused, or Asterisk reads exactly one command with exactly these arguments; both happen."""
+    seen = Counter[str]()
+
+    @settings(max_examples=500)
+    @given(st.lists(_ARG_TEXT | st.integers(-(10**6), 10**6), max_size=8))
+    def example(args: list[str | int]) -> None:
+        try:
+            line = format_command("SET VARIABLE", *args)
+        except AGIArgumentError:
+            assert any(isinstance(a, str) and any(c in a for c in "\n\r\x00") for a in args)
+            seen["refused"] += 1
+            return
+        commands = asterisk_read_commands(line)
+        assert len(commands) == 1
+        expected = [b"SET", b"VARIABLE", *(str(a).encode("utf-8") for a in args)]
+        assert asterisk_parse_args(commands[0]) == expected
+        seen["accepted"] += 1
+        if any(isinstance(a, str) and a for a in args):
+            seen["accepted with text"] += 1
+
+    example()
+    assert seen["accepted with text"] > 0 and seen["refused"] > 0, seen
 
 
-@settings(max_examples=200)
-@given(st.integers(1990, 2060), st.text(st.sampled_from('aé \\"\t€'), max_size=30))
-def test_long_lines_never_split(size: int, tail: str) -> None:
-    """Near Asterisk's 2047-byte fgets buffer: refused, or read as one command."""
-    value = "x" * size + tail
-    try:
-        line = format_command("VERBOSE", value, 1)
-    except AGIArgumentError:
-        return
-    assert len(asterisk_read_commands(line)) == 1
+def test_long_lines_never_split() -> None:
+    """Near Asterisk's 2047-byte fgets buffer: refused, or read as one command; both happen."""
+    seen = Counter[str]()
+
+    @settings(max_examples=200)
+    @given(st.integers(1990, 2060), st.text(st.sampled_from('aé \\"\t€'), max_size=30))
+    def example(size: int, tail: str) -> None:
+        value = "x" * size + tail
+        try:
+            line = format_command("VERBOSE", value, 1)
+        except AGIArgumentError:
+            seen["refused"] += 1
+            return
+        assert len(asterisk_read_commands(line)) == 1
+        seen["accepted"] += 1
+
+    example()
+    assert seen["accepted"] > 0 and seen["refused"] > 0, seen
 
 
 # ----------------------------------------------------------------------------------------- MSet batches

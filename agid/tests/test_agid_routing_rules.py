@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, time
 from pathlib import Path
+from time import monotonic
 
 import pytest
 from hypothesis import given
@@ -89,9 +90,10 @@ class FakeDB:
     def __init__(self, answers: dict[str, tuple[float, object]]) -> None:
         self.answers = answers
 
-    def load(self, query: object, key: object, *, timeout: float) -> asyncio.Future[object]:
+    def load(self, query: object, key: object, *, deadline: float) -> asyncio.Future[object]:
         delay, value = self.answers[getattr(query, "__name__", "")]
         future = asyncio.get_running_loop().create_future()
+        timeout = deadline - monotonic()
 
         def answer() -> None:
             if delay > timeout:

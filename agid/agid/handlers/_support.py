@@ -10,8 +10,8 @@ the database did not answer in time, the decision is the default one).
 
 from __future__ import annotations
 
-import asyncio
 import re
+import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, TypeVar
 
@@ -33,36 +33,25 @@ class BadInput(ValueError):
     """The dialplan called the handler with arguments it cannot use (AGID_STATUS=FAILED)."""
 
 
-def _db_budget(session: AGISession) -> tuple[Database, float, float]:
-    """(database, the configured timeout, what is left of it for this session); DBUnavailable when there
-    is no database or no time left."""
+def _database(session: AGISession) -> Database:
+    """The database, if there is one and time left before the session's deadline; else DBUnavailable."""
     context = session.context
     if context is None or context.db is None:
         raise DBUnavailable("no database configured")
-    timeout = context.config.db_timeout if context.config is not None else 0.5
-    left = session.remaining(timeout)
-    if left <= 0:
-        raise DBUnavailable(f"no time left of db_timeout ({timeout:.3f}s) since the call reached agid")
-    return context.db, timeout, left
+    if session.deadline <= time.monotonic():
+        raise DBUnavailable("no time left of db_timeout since the call reached agid")
+    return context.db
 
 
 async def db_call(session: AGISession, query: Callable[..., Awaitable[T]], *args: Any) -> T:
-    """``query(conn, *args)`` within what is left of the handler's database budget; DBUnavailable when it
-    cannot be done."""
-    db, _, left = _db_budget(session)
-    return await db.run(query, *args, timeout=left)
+    """``query(conn, *args)`` before the session's deadline; DBUnavailable when it cannot be done."""
+    return await _database(session).run(query, *args, deadline=session.deadline)
 
 
 async def db_load(session: AGISession, query: BatchQuery[K, V], key: K) -> V | None:
     """The value of ``key`` from batch query ``query`` (gathered with other sessions' keys, see
-    :mod:`agid.batch`) within what is left of the handler's database budget; DBUnavailable when it cannot
-    be done."""
-    db, timeout, left = _db_budget(session)
-    try:
-        async with asyncio.timeout(left):
-            return await db.load(query, key, timeout=timeout)
-    except TimeoutError:
-        raise DBUnavailable(f"no database answer within db_timeout ({timeout:.3f}s)") from None
+    :mod:`agid.batch`) before the session's deadline; DBUnavailable when it cannot be done."""
+    return await _database(session).load(query, key, deadline=session.deadline)
 
 
 def finish(session: AGISession, variables: Mapping[str, str | int | None], cause: str = "",
