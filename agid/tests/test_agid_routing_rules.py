@@ -15,8 +15,10 @@ from agid.config import ConfigError, merge
 from agid.db import DBUnavailable
 from agid.handlers._support import one_line
 from agid.lookup import LookupResult, ReverseLookup, TTLCache
+from confdb.patterns import best_match, extension_matches
 from confdb.read.agid import Destination as Dest
-from confdb.read.agid import Period, Schedule, best_match, extension_matches, schedule_is_open
+from confdb.read.agid import Period, Schedule
+from confdb.schedules import schedule_is_open
 
 
 @pytest.mark.parametrize(

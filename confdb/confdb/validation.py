@@ -2,7 +2,8 @@
 
 Each checker takes the field name (for the error) and the raw value, and returns the normalised value or
 raises ValidationError naming the field. Generation escapes again as defence in depth; this module is the
-first line: a value Asterisk would misread never enters the database.
+first line: a value Asterisk would misread never enters the database. The Asterisk value rules themselves
+(names, numbers, extension patterns, free text) live in confdb.asterisk_values; here they refuse.
 """
 
 from __future__ import annotations
@@ -13,9 +14,15 @@ import unicodedata
 import zoneinfo
 from collections.abc import Iterable
 
-# Unicode categories that break a config line or a log line: controls (NUL, CR, LF, ESC ...),
-# surrogates and the line/paragraph separators.
-_FORBIDDEN_CATEGORIES = frozenset({"Cc", "Cs", "Zl", "Zp"})
+from confdb import asterisk_values as av
+from confdb.asterisk_values import (  # also this module's names for them (validation.shown ...)
+    DIALPLAN_MARKS,
+    LIST_ITEM_FORBIDDEN,
+    Rule,
+    dialplan_blanks,
+    dialplan_char,
+    shown,
+)
 
 CODECS = frozenset(
     {
@@ -44,18 +51,13 @@ SERVICES = frozenset(
 )
 DESTINATION_TYPES = frozenset({"user", "group", "queue", "voicemail", "number", "hangup"})
 
-_IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]{0,39}")
-_DIALABLE = re.compile(r"\+?[0-9*#]{1,40}")
-_LITERAL_EXTEN = re.compile(r"[0-9*#+]{1,40}")
-_LANGUAGE = re.compile(r"[a-z]{2,3}(_[A-Z]{2})?")
-_LOGIN = re.compile(r"[a-z0-9][a-z0-9._\-]{1,63}")
-_PIN = re.compile(r"[0-9]{4,16}")
-_MAC = re.compile(r"[0-9a-f]{12}")
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}$)([A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?\.)*[A-Za-z0-9]([A-Za-z0-9\-]{0,61}[A-Za-z0-9])?"
+_LOGIN = Rule(
+    re.compile(r"[a-z0-9][a-z0-9._\-]{1,63}"), "a login of 2 to 64 lowercase letters, digits, '.', '_' or '-'"
 )
-_EMAIL = re.compile(r"[^@\s,;|\"<>\\]{1,64}@[A-Za-z0-9.\-]{1,189}")
-_PHONE_RAW = re.compile(r"\+?[0-9 ().\-/]{2,40}")
+_PIN = Rule(re.compile(r"[0-9]{4,16}"), "a PIN of 4 to 16 digits")
+_MAC = re.compile(r"[0-9a-f]{12}")
+_EMAIL = Rule(re.compile(r"[^@\s,;|\"<>\\]{1,64}@[A-Za-z0-9.\-]{1,189}"), "an e-mail address")
+_PHONE_RAW = Rule(re.compile(r"\+?[0-9 ().\-/]{2,40}"), "a phone number")
 
 
 class ValidationError(ValueError):
@@ -65,15 +67,6 @@ class ValidationError(ValueError):
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
-
-
-SHOWN_MAX = 60  # characters of an offending value an error message quotes
-
-
-def shown(value: object) -> str:
-    """`value` as an error message quotes it: its repr, cut after SHOWN_MAX characters ("…" marks the cut)."""
-    text = repr(value)
-    return text if len(text) <= SHOWN_MAX else text[:SHOWN_MAX] + "…"
 
 
 def _describe(ch: str) -> str:
@@ -89,7 +82,7 @@ def text(field: str, value: object, *, max_len: int = 128, forbidden: str = "", 
     if not isinstance(value, str):
         raise ValidationError(field, f"must be text, not {type(value).__name__}")
     for pos, ch in enumerate(value):
-        if unicodedata.category(ch) in _FORBIDDEN_CATEGORIES:
+        if av.line_breaking(ch):
             raise ValidationError(field, f"contains {_describe(ch)} at position {pos}")
         if ch in forbidden:
             raise ValidationError(field, f"must not contain {ch!r} (position {pos})")
@@ -102,37 +95,11 @@ def text(field: str, value: object, *, max_len: int = 128, forbidden: str = "", 
 
 
 def callerid_name(field: str, value: object) -> str:
-    # Quotes, angle brackets and backslashes change how Asterisk splits "Name" <number>.
-    return text(field, value, max_len=80, forbidden='"<>\\')
-
-
-# voicemail.conf separates a mailbox's fields with commas ('|' was the old separator) and `=` starts the
-# value: confgend's escape.list_item drops these, so the writer refuses them.
-LIST_ITEM_FORBIDDEN = ",|\\="
+    return text(field, value, max_len=80, forbidden=av.CALLERID_NAME_FORBIDDEN)
 
 
 def voicemail_text(field: str, value: object) -> str:
     return text(field, value, max_len=80, forbidden=LIST_ITEM_FORBIDDEN)
-
-
-# Free text that becomes a dialplan application argument (an incall's caller-ID name prefix, in
-# `Gosub(pbx-incall,s,1(PREFIX,...))`): Unicode letters and digits, blanks and DIALPLAN_MARKS. Anything
-# else may mean something there: `,` `(` `)` split arguments, `$` `[` `]` `{` `}` substitute, `;` starts
-# a comment, `#` a directive, quotes and `=` `|` `&` `^` `%` `<` `>` matter to expressions. This is the
-# one definition of the rule: the writer refuses the rest, confgend's escape.dialplan_text drops it.
-DIALPLAN_MARKS = " _.-+:/@!?*"
-
-
-def dialplan_char(ch: str) -> bool:
-    """Whether `ch` may stand in dialplan free text (blanks aside: see dialplan_blanks)."""
-    return ch in DIALPLAN_MARKS or unicodedata.category(ch)[0] in "LN"
-
-
-def dialplan_blanks(value: str) -> str:
-    """Blanks as dialplan free text keeps them: each run one space, none in front, and one kept at the end
-    (`'SUPPORT '` is meant: the caller's name follows it)."""
-    collapsed = " ".join(value.split())
-    return collapsed + " " if collapsed and value[-1:].isspace() else collapsed
 
 
 def dialplan_text(field: str, value: object, *, max_len: int) -> str:
@@ -157,24 +124,24 @@ def dialplan_text(field: str, value: object, *, max_len: int) -> str:
     return value
 
 
-def _matches(pattern: re.Pattern[str], field: str, value: object, what: str) -> str:
+def _matches(rule: Rule, field: str, value: object) -> str:
     if not isinstance(value, str):
-        raise ValidationError(field, f"must be text ({what}), not {type(value).__name__}")
+        raise ValidationError(field, f"must be text ({rule.what}), not {type(value).__name__}")
     text(field, value, max_len=max(len(value), 1))  # control characters get their precise message
     value = value.strip()
-    if not pattern.fullmatch(value):
-        raise ValidationError(field, f"{shown(value)} is not {what}")
+    if not rule.regex.fullmatch(value):
+        raise ValidationError(field, f"{shown(value)} is not {rule.what}")
     return value
 
 
 def identifier(field: str, value: object) -> str:
     """An Asterisk object name (endpoint, queue, context): letters, digits, '_', '.', '-'; 40 at most."""
-    return _matches(_IDENTIFIER, field, value, "a name of letters, digits, '_', '.' or '-' (40 at most)")
+    return _matches(av.IDENTIFIER, field, value)
 
 
 def dialable(field: str, value: object) -> str:
     """A number Asterisk can dial: digits, '*', '#', optional leading '+'."""
-    return _matches(_DIALABLE, field, value, "a dialable number (digits, '*', '#', optional leading '+')")
+    return _matches(av.DIALABLE, field, value)
 
 
 def optional_dialable(field: str, value: object) -> str | None:
@@ -184,23 +151,23 @@ def optional_dialable(field: str, value: object) -> str | None:
 
 
 def language(field: str, value: object) -> str:
-    return _matches(_LANGUAGE, field, value, "a language code such as en_US or fr_FR")
+    return _matches(av.LANGUAGE, field, value)
 
 
 def cti_login(field: str, value: object) -> str:
     if isinstance(value, str):
         value = value.strip().lower()
-    return _matches(_LOGIN, field, value, "a login of 2 to 64 lowercase letters, digits, '.', '_' or '-'")
+    return _matches(_LOGIN, field, value)
 
 
 def pin(field: str, value: object) -> str:
-    return _matches(_PIN, field, value, "a PIN of 4 to 16 digits")
+    return _matches(_PIN, field, value)
 
 
 def email(field: str, value: object) -> str | None:
     if value is None or value == "":
         return None
-    return _matches(_EMAIL, field, value, "an e-mail address")
+    return _matches(_EMAIL, field, value)
 
 
 def integer(field: str, value: object, *, minimum: int, maximum: int) -> int:
@@ -278,8 +245,8 @@ def host(field: str, value: object) -> str:
         name, port = value.split(":")
     if port is not None:
         integer(field, port if port.isdigit() else f"not-a-port:{port}", minimum=1, maximum=65535)
-    if not value.startswith("[") and not _HOSTNAME.fullmatch(name):
-        raise ValidationError(field, f"{shown(value)} is not a hostname or IP address")
+    if not value.startswith("[") and not av.HOSTNAME.regex.fullmatch(name):
+        raise ValidationError(field, f"{shown(value)} is not {av.HOSTNAME.what}")
     return value
 
 
@@ -308,57 +275,24 @@ def timezone(field: str, value: object) -> str:
 
 def phone_number(field: str, value: object) -> str:
     """A directory number as people write it: digits with spaces, dots, dashes, slashes, parentheses."""
-    value = _matches(_PHONE_RAW, field, value, "a phone number")
+    value = _matches(_PHONE_RAW, field, value)
     if sum(ch.isdigit() for ch in value) < 2:
         raise ValidationError(field, f"{shown(value)} has fewer than two digits")
     return value
 
 
 def extension(field: str, value: object) -> str:
-    """A dialplan extension: a literal number, or a pattern beginning with '_'.
-
-    Patterns use X, Z, N, digits, '*', '#', '+', bracketed sets of digits and ranges, and may end with
-    '.' or '!'. Anything else would be misread by pbx_config or inject dialplan syntax.
-    """
+    """A dialplan extension: a literal number, or a pattern beginning with '_' (the rules are
+    asterisk_values' LITERAL_EXTENSION and extension_pattern_problem)."""
     if not isinstance(value, str):
         raise ValidationError(field, "must be text")
     text(field, value, max_len=80)
     value = value.strip()
     if not value.startswith("_"):
-        if not _LITERAL_EXTEN.fullmatch(value):
-            raise ValidationError(field, f"{shown(value)} is not an extension (digits, '*', '#', '+')")
+        if not av.LITERAL_EXTENSION.regex.fullmatch(value):
+            raise ValidationError(field, f"{shown(value)} is not {av.LITERAL_EXTENSION.what}")
         return value
-    _check_pattern(field, value)
+    problem = av.extension_pattern_problem(value)
+    if problem is not None:
+        raise ValidationError(field, problem)
     return value
-
-
-def _check_pattern(field: str, value: str) -> None:
-    body = value[1:]
-    if not body:
-        raise ValidationError(field, "an extension pattern needs something after '_'")
-    i = 0
-    while i < len(body):
-        ch = body[i]
-        if ch in "XZNxzn0123456789*#+":
-            i += 1
-        elif ch == "[":
-            end = body.find("]", i)
-            if end < 0:
-                raise ValidationError(field, f"{shown(value)}: '[' at position {i + 1} is never closed")
-            _check_set(field, value, body[i + 1 : end])
-            i = end + 1
-        elif ch in ".!":
-            if i != len(body) - 1:
-                raise ValidationError(
-                    field, f"{shown(value)}: {ch!r} is only allowed at the end of a pattern"
-                )
-            i += 1
-        else:
-            raise ValidationError(field, f"{shown(value)}: {ch!r} is not allowed in an extension pattern")
-
-
-def _check_set(field: str, value: str, members: str) -> None:
-    if not members:
-        raise ValidationError(field, f"{shown(value)}: empty character set '[]'")
-    if not re.fullmatch(r"([0-9](-[0-9])?)+", members):
-        raise ValidationError(field, f"{shown(value)}: a set may hold only digits and ranges such as [1-5]")

@@ -10,7 +10,6 @@ the database did not answer in time, the decision is the default one).
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Awaitable, Callable, Hashable, Mapping
 from typing import Any, TypeVar
@@ -88,15 +87,3 @@ def destination_variables(dest: read.Destination | None, arg: str) -> dict[str, 
     if dest is None:
         return {"AGID_DEST_TYPE": None, "AGID_DEST_ARG": None}
     return {"AGID_DEST_TYPE": dest.type, "AGID_DEST_ARG": arg}
-
-
-IDENTIFIER = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,39}\Z")
-
-
-def is_identifier(value: str) -> bool:
-    """A name as confdb.validation accepts it (schedules, queues, contexts)."""
-    return IDENTIFIER.match(value) is not None
-
-
-def is_dialable(value: str) -> bool:
-    return 0 < len(value) <= 40 and all(c in "0123456789*#+" for c in value)

@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from agid.db import DBUnavailable
-from agid.handlers._support import BadInput, argument, db_call, destination_variables, finish, is_identifier
+from agid.handlers._support import BadInput, argument, db_call, destination_variables, finish
 from agid.session import AGISession
+from confdb.asterisk_values import IDENTIFIER
 from confdb.read import agid as read
+from confdb.schedules import schedule_is_open
 
 
 async def _closed_destination(conn: Any, ref: str) -> tuple[read.Schedule, str] | None:
@@ -29,7 +31,7 @@ async def handle(session: AGISession) -> None:
     ref = argument(session, 0, "schedule")
     if not ref:
         raise BadInput("check_schedule: no schedule name or id (argument 1)")
-    if not is_identifier(ref):
+    if not IDENTIFIER.matches(ref):
         raise BadInput(f"check_schedule: {ref!r} is not a schedule name or id")
     out: dict[str, str | int | None] = {"AGID_SCHEDULE_STATE": None, **destination_variables(None, "")}
     try:
@@ -44,7 +46,7 @@ async def handle(session: AGISession) -> None:
         return
     sched, arg = found
     assert session.context is not None
-    if read.schedule_is_open(sched, session.context.now()):
+    if schedule_is_open(sched, session.context.now()):
         out["AGID_SCHEDULE_STATE"] = "open"
     else:
         out["AGID_SCHEDULE_STATE"] = "closed"

@@ -18,9 +18,12 @@ from datetime import datetime
 from typing import Any
 
 from agid.db import DBUnavailable
-from agid.handlers._support import BadInput, argument, db_call, destination_variables, finish, is_dialable
+from agid.handlers._support import BadInput, argument, db_call, destination_variables, finish
 from agid.session import AGISession
+from confdb.asterisk_values import LITERAL_EXTENSION
+from confdb.patterns import best_match
 from confdb.read import agid as read
+from confdb.schedules import schedule_is_open
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class _Route:
 
 async def _route(conn: Any, context: str, did: str, now: datetime) -> _Route | None:
     candidates = await read.incalls(conn, context, did)
-    best = read.best_match(did, [i.did for i in candidates])
+    best = best_match(did, [i.did for i in candidates])
     if best is None:
         return None
     incall = candidates[best]
@@ -41,7 +44,7 @@ async def _route(conn: Any, context: str, did: str, now: datetime) -> _Route | N
     if incall.schedule_id is not None:
         sched = await read.schedule(conn, schedule_id=incall.schedule_id)
         if sched is not None:
-            if read.schedule_is_open(sched, now):
+            if schedule_is_open(sched, now):
                 state = "open"
             else:
                 state, dest = "closed", sched.closed
@@ -51,7 +54,7 @@ async def _route(conn: Any, context: str, did: str, now: datetime) -> _Route | N
 async def handle(session: AGISession) -> None:
     did = argument(session, 0, "did", session.env.extension)
     context = argument(session, 1, "context", session.env.context)
-    if not is_dialable(did):
+    if not LITERAL_EXTENSION.matches(did):
         raise BadInput(f"incoming_did: {did!r} is not a dialable number")
     out: dict[str, str | int | None] = {
         **destination_variables(None, ""),

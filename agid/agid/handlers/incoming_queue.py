@@ -13,8 +13,9 @@ from __future__ import annotations
 from functools import partial
 
 from agid.db import DBUnavailable
-from agid.handlers._support import BadInput, argument, channel_value, db_call, finish, is_identifier
+from agid.handlers._support import BadInput, argument, channel_value, db_call, finish
 from agid.session import AGISession
+from confdb.asterisk_values import IDENTIFIER
 from confdb.read import agid as read
 
 
@@ -22,7 +23,7 @@ async def handle(session: AGISession) -> None:
     ref = argument(session, 0, "queue")
     if not ref:
         raise BadInput("incoming_queue: no queue name or id (argument 1)")
-    if not is_identifier(ref):
+    if not IDENTIFIER.matches(ref):
         raise BadInput(f"incoming_queue: {ref!r} is not a queue name or id")
     out: dict[str, str | int | None] = {
         "AGID_QUEUE_ACTION": None,

@@ -19,8 +19,10 @@ from __future__ import annotations
 from typing import Any
 
 from agid.db import DBUnavailable
-from agid.handlers._support import BadInput, argument, db_call, finish, is_dialable
+from agid.handlers._support import BadInput, argument, db_call, finish
 from agid.session import AGISession
+from confdb.asterisk_values import LITERAL_EXTENSION
+from confdb.patterns import best_match
 from confdb.read import agid as read
 
 NO_ROUTE = 3
@@ -31,7 +33,7 @@ async def _routes(
     conn: Any, context: str, number: str, user_id: int | None
 ) -> tuple[read.OutcallRoute | None, tuple[str, str | None] | None]:
     routes = await read.outcall_routes(conn, context)
-    best = read.best_match(number, [r.pattern for r in routes])
+    best = best_match(number, [r.pattern for r in routes])
     if best is None:
         return None, None
     route = routes[best]
@@ -45,7 +47,7 @@ async def handle(session: AGISession) -> None:
     number = argument(session, 0, "number", session.env.extension)
     context = argument(session, 1, "context", "outcall")
     user_ref = session.query.get("user", "").strip()
-    if not is_dialable(number):
+    if not LITERAL_EXTENSION.matches(number):
         raise BadInput(f"outgoing_user: {number!r} is not a dialable number")
     if user_ref and not user_ref.isdigit():
         raise BadInput(f"outgoing_user: user={user_ref!r} is not a user id")

@@ -4,22 +4,21 @@ Every query selects only columns granted to ``pbx_agid`` (``READ_GRANTS``; a tes
 all under that role). Functions are coroutines over a ``psycopg.AsyncConnection`` in autocommit mode; they
 return frozen dataclasses and never write. Timeouts, pooling and failure handling belong to the caller.
 
-Also here, because they interpret this data the way Asterisk does: :func:`extension_matches` and
-:func:`pattern_order` (dialplan extension patterns, for incall DIDs and outcall patterns) and
-:func:`schedule_is_open`.
+Interpreting this data the way Asterisk does is pure functions of its own: :mod:`confdb.patterns`
+(which incall DID or outcall pattern a number takes) and :mod:`confdb.schedules` (whether a schedule is
+open).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, time
-from functools import lru_cache
+from datetime import time
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from psycopg import AsyncConnection
+
+from confdb.read.common import Queue
 
 # ----------------------------------------------------------------------------------------- data classes
 
@@ -96,22 +95,6 @@ class OutcallRoute:
     internal_callerid: bool
     ring_seconds: int
     trunks: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class QueueOptions:
-    id: int
-    name: str
-    display_name: str
-    strategy: str
-    member_timeout: int
-    retry_seconds: int
-    wrapup_seconds: int
-    max_waiting: int
-    max_wait_seconds: int
-    music_class: str
-    announce_position: bool
-    weight: int
 
 
 # ----------------------------------------------------------------------------------------------- users
@@ -278,13 +261,13 @@ _QUEUE = (
 
 async def queue(
     conn: AsyncConnection[Any], *, queue_id: int | None = None, name: str | None = None
-) -> QueueOptions | None:
+) -> Queue | None:
     if queue_id is not None:
         cur = await conn.execute(_QUEUE + "WHERE id = %s", (queue_id,))
     else:
         cur = await conn.execute(_QUEUE + "WHERE name = %s", (name,))
     row = await cur.fetchone()
-    return None if row is None else QueueOptions(*row)
+    return None if row is None else Queue(*row)
 
 
 async def destination_argument(conn: AsyncConnection[Any], dest: Destination) -> str:
@@ -304,115 +287,3 @@ async def destination_argument(conn: AsyncConnection[Any], dest: Destination) ->
         return ""
     row = await cur.fetchone()
     return "" if row is None else str(row[0])
-
-
-# ------------------------------------------------------------------------ Asterisk extension patterns
-
-_CLASSES = {"X": "0-9", "Z": "1-9", "N": "2-9"}
-
-
-@lru_cache(maxsize=4096)
-def _pattern_regex(pattern: str) -> re.Pattern[str] | None:
-    if not pattern.startswith("_"):
-        return None
-    out = []
-    body = pattern[1:]
-    i = 0
-    while i < len(body):
-        char = body[i].upper()
-        if char in _CLASSES:
-            out.append(f"[{_CLASSES[char]}]")
-        elif char == "[":
-            end = body.find("]", i)
-            if end < 0:
-                return re.compile(r"(?!)")
-            out.append("[" + re.escape(body[i + 1 : end]).replace("\\-", "-") + "]")
-            i = end
-        elif char == ".":
-            out.append(".+")
-        elif char == "!":
-            out.append(".*")
-        elif char == "-":
-            pass  # Asterisk ignores dashes in patterns
-        else:
-            out.append(re.escape(body[i]))
-        i += 1
-    return re.compile("".join(out) + r"\Z")
-
-
-def extension_matches(pattern: str, number: str) -> bool:
-    """True when dialplan extension ``pattern`` (a literal or ``_`` pattern) matches ``number``."""
-    regex = _pattern_regex(pattern)
-    if regex is None:
-        return pattern == number
-    return regex.match(number) is not None
-
-
-def _set_size(pattern_body: str, i: int) -> tuple[int, int]:
-    end = pattern_body.find("]", i)
-    inside = pattern_body[i + 1 : end]
-    size = 0
-    j = 0
-    while j < len(inside):
-        if j + 2 < len(inside) and inside[j + 1] == "-":
-            size += max(1, ord(inside[j + 2]) - ord(inside[j]) + 1)
-            j += 3
-        else:
-            size += 1
-            j += 1
-    return size, end
-
-
-def pattern_order(pattern: str) -> tuple[int, tuple[int, ...]]:
-    """Sort key: the most specific first, like Asterisk's ext_cmp (literals, then character by character
-    the smaller set of possible characters wins; ``.`` and ``!`` last)."""
-    if not pattern.startswith("_"):
-        return (0, ())
-    weights = []
-    body = pattern[1:]
-    i = 0
-    while i < len(body):
-        char = body[i].upper()
-        if char == "[":
-            size, i = _set_size(body, i)
-            weights.append(size)
-        elif char in _CLASSES:
-            weights.append({"X": 10, "Z": 9, "N": 8}[char])
-        elif char == ".":
-            weights.append(100)
-        elif char == "!":
-            weights.append(101)
-        elif char != "-":
-            weights.append(1)
-        i += 1
-    return (1, tuple(weights))
-
-
-def best_match(number: str, patterns: Sequence[str]) -> int | None:
-    """Index in ``patterns`` of the one Asterisk would pick for ``number``, or None."""
-    found = [(pattern_order(p), i) for i, p in enumerate(patterns) if extension_matches(p, number)]
-    return min(found)[1] if found else None
-
-
-# -------------------------------------------------------------------------------------------- schedules
-
-
-def _zone(name: str) -> ZoneInfo:
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def schedule_is_open(sched: Schedule, now: datetime) -> bool:
-    """Open when the local time of ``now`` (aware) in the schedule's zone falls in one of its periods.
-
-    A period is ``start <= t < end``; an end of 23:59:59.999999 (``24:00``) includes the end of the day.
-    """
-    local = now.astimezone(_zone(sched.timezone))
-    t = local.time().replace(tzinfo=None)
-    day = local.isoweekday()
-    for period in sched.periods:
-        if day in period.weekdays and period.start <= t and (t < period.end or period.end == time.max):
-            return True
-    return False

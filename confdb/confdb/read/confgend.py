@@ -18,6 +18,8 @@ from typing import Any
 import psycopg
 import psycopg.sql
 
+from confdb.read.common import Member, Queue
+
 
 @dataclass(frozen=True, slots=True)
 class Context:
@@ -91,30 +93,6 @@ class Agent:
     lastname: str
     language: str
     wrapup_seconds: int
-
-
-@dataclass(frozen=True, slots=True)
-class Member:
-    user_id: int | None
-    agent_id: int | None
-    penalty: int
-
-
-@dataclass(frozen=True, slots=True)
-class Queue:
-    id: int
-    name: str
-    display_name: str
-    strategy: str
-    member_timeout: int
-    retry_seconds: int
-    wrapup_seconds: int
-    max_waiting: int
-    max_wait_seconds: int
-    music_class: str
-    announce_position: bool
-    weight: int
-    members: tuple[Member, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
-from confdb import events, validation
+from confdb import asterisk_values, events, validation
 from confdb.validation import ValidationError
 from confdb.writer.errors import Conflict, NotFound
-
-_NUMBER = re.compile(r"[0-9]{1,40}")
 
 
 def agent_number(field: str, value: object) -> str:
     value = validation.dialable(field, str(value) if isinstance(value, int) else value)
-    if not _NUMBER.fullmatch(value):
+    if not asterisk_values.DIGITS.matches(value):
         raise ValidationError(field, f"{value!r} must be digits only (agents log in with it from a keypad)")
     return value
 

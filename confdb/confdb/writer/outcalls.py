@@ -17,12 +17,11 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from confdb import events, validation
+from confdb import asterisk_values, events, validation
 from confdb.validation import ValidationError
 from confdb.writer.contexts import context_id
 from confdb.writer.errors import Conflict, NotFound
 
-_PREFIX = re.compile(r"\+?[0-9*#]{0,20}")
 OPTIONS = ("strip", "prefix", "callerid")  # what may follow a pattern on the command line
 
 
@@ -78,10 +77,10 @@ def check_pattern(pattern: OutcallPattern) -> OutcallPattern:
             f"{field}.strip", f"strips {strip} digits but {text} matches numbers of {min_digits(text)}"
         )
     prefix = validation.text(f"{field}.prefix", pattern.prefix, max_len=21, required=False)
-    if not _PREFIX.fullmatch(prefix):
+    if not asterisk_values.PREFIX.matches(prefix):
         raise ValidationError(
             f"{field}.prefix",
-            f"{validation.shown(prefix)} is not digits, '*' or '#' with an optional leading '+'",
+            f"{validation.shown(prefix)} is not {asterisk_values.PREFIX.what}",
         )
     callerid = validation.optional_dialable(f"{field}.callerid", pattern.callerid)
     return OutcallPattern(text, strip, prefix, callerid)
