@@ -51,7 +51,8 @@ configuration:
     status_timeout   seconds of session_timeout kept to set AGID_STATUS (1)
     log_level        DEBUG, INFO, WARNING, ERROR or CRITICAL (INFO)
     db_dsn           libpq connection string of role pbx_agid; empty: read
-                     db_dsn_file (/etc/pbx/secrets/pbx_agid.dsn)
+                     db_dsn_file (/run/credentials/pbx-agid.service/db.dsn,
+                     which systemd loads from /etc/pbx/secrets/pbx_agid.dsn)
     db_pool_min, db_pool_max
                      database connections kept open / at most (2, 10)
     db_timeout       seconds of database work per handler, also the

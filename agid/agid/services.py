@@ -5,23 +5,21 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from pathlib import Path
 
 from agid.config import Config
 from agid.db import Database
 from agid.lookup import ReverseLookup
 from agid.registry import HandlerContext
+from confdb.config import ConfigError, read_secret
 
 log = logging.getLogger(__name__)
 
 
 def database_dsn(config: Config) -> str | None:
     """``db_dsn``, else the contents of ``db_dsn_file``, else None (logged: agid runs degraded)."""
-    if config.db_dsn:
-        return config.db_dsn
     try:
-        return Path(config.db_dsn_file).read_text(encoding="utf-8").strip() or None
-    except OSError as exc:
+        return read_secret("db_dsn", config.db_dsn, config.db_dsn_file)
+    except ConfigError as exc:
         log.error("no database: %s; database handlers will degrade", exc)
         return None
 

@@ -89,3 +89,23 @@ def test_help_reads_like_a_man_page() -> None:
     for option in ("--config-dir", "--listen-address", "--listen-port", "--max-sessions", "--log-level"):
         assert option in text
     assert "AGID_STATUS" in text
+
+
+PACKAGED = Path(__file__).resolve().parents[2] / "packages" / "agid" / "debian" / "etc" / "agid"
+
+
+def test_packaged_config_loads_and_the_default_is_its_credential() -> None:
+    from confdb.secretpaths import AGID_DB_DSN
+
+    config = load_config(PACKAGED)
+    assert config.db_dsn_file == Config().db_dsn_file == str(AGID_DB_DSN.path)
+
+
+def test_database_dsn_from_the_value_or_the_file(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from agid.services import database_dsn
+
+    (tmp_path / "dsn").write_text("host=db\n")
+    assert database_dsn(Config(db_dsn="host=x")) == "host=x"
+    assert database_dsn(Config(db_dsn_file=str(tmp_path / "dsn"))) == "host=db"
+    assert database_dsn(Config(db_dsn_file=str(tmp_path / "missing"))) is None  # agid runs degraded
+    assert f"no database: db_dsn_file: cannot read {tmp_path / 'missing'}" in caplog.text

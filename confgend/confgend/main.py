@@ -11,7 +11,7 @@ from typing import Any
 
 from confdb import logs
 from confdb.busconsumer import quiet_pika
-from confdb.config import ConfigError
+from confdb.config import ConfigError, read_secret
 from confgend.config import DEFAULT_CONFIG_FILE, Settings, load_settings
 
 log = logging.getLogger("confgend")
@@ -25,8 +25,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "Asterisk over AMI to reload what changed when a config event arrives on RabbitMQ.",
         epilog="Configuration: built-in defaults, then --config (/etc/confgend/config.yml), then the *.yml "
         "files of the conf.d/ folder beside it in name order, then these options. Secrets (database DSN, "
-        "AMQP URL, AMI secret) are read from root-only files written at install; there is no default. "
-        "Exit status: 0 after a clean stop, 2 for a configuration error (the message names the setting). "
+        "AMQP URL, AMI secret) are read from the files that systemd hands over as credentials "
+        "(/run/credentials/pbx-confgend.service/), copied from the root-only /etc/pbx/secrets; there is no "
+        "default secret. "
+        "Exit status: 0 after a clean stop, 2 for a configuration error (the message names the file and the "
+        "setting; an unknown setting is an error). "
         "What it does when PostgreSQL, RabbitMQ or Asterisk fails: docs/confgend.md.",
     )
     parser.add_argument(
@@ -183,12 +186,7 @@ class Daemon:
 
 
 def _ami_secret(settings: Settings) -> str:
-    try:
-        return settings.ami_secret_file.read_text(encoding="utf-8").strip()
-    except OSError as exc:
-        raise ConfigError(
-            f"ami.secret_file: cannot read {settings.ami_secret_file}: {exc.strerror}"
-        ) from None
+    return read_secret("ami.secret", None, settings.ami_secret_file, required=True) or ""
 
 
 def main(argv: list[str] | None = None) -> int:

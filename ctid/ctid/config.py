@@ -1,34 +1,27 @@
-"""ctid's configuration: built-in defaults, /etc/ctid/config.yml, /etc/ctid/conf.d/*.yml, the command line.
+"""ctid's configuration schema: built-in defaults, /etc/ctid/config.yml, /etc/ctid/conf.d/*.yml, the command
+line (confdb.config does the layering).
 
-Validated once at start; an error names the setting (``cti.port: ...``).
+Validated once at start; an error names the file and the setting (``/etc/ctid/config.yml: cti.port: ...``).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confdb import config as layered
-from ctid.ami.config import AMIConfig, AMIConfigError
+from confdb.config import COMMAND_LINE, ConfigError, Loaded, Option, apply, file_layers
+from confdb.secretpaths import CTID_AMI_SECRET, CTID_BUS_URL, CTID_DB_DSN
+from ctid.ami.config import AMIConfig, check_setting
 from ctid.cti.server import CTIConfig
 
+__all__ = ["DEFAULT_CONFIG_FILE", "SCHEMA", "BusConfig", "Config", "ConfigError", "DbConfig", "build", "load"]
+
 DEFAULT_CONFIG_FILE = Path("/etc/ctid/config.yml")
-
-DEFAULTS: dict[str, Any] = {
-    "ami": {"host": "127.0.0.1", "port": 5038, "username": "ctid", "secret_file": "/etc/ctid/ami.secret"},
-    "cti": {},
-    "db": {"dsn_file": "/etc/pbx/secrets/pbx_ctid.dsn", "pool_size": 2, "statement_timeout_ms": 5000},
-    "bus": {"url_file": "/etc/ctid/bus.url", "exchange": "pbx.config"},
-    "log": {"level": "info"},
-}
-
-
-class ConfigError(ValueError):
-    pass
+LOG_LEVELS = ("debug", "info", "warn", "error")
 
 
 @dataclass(frozen=True)
@@ -55,90 +48,118 @@ class Config:
     log_level: str = "info"
 
 
-def _secret(section: Mapping[str, Any], key: str, name: str) -> str | None:
-    """``key`` itself, or the content of ``key_file`` (a missing file means: not configured)."""
-    if section.get(key):
-        value = section[key]
-        if not isinstance(value, str):
-            raise ConfigError(f"{name}.{key}: must be a string")
-        return value
-    path = section.get(f"{key}_file")
-    if path is None:
-        return None
-    try:
-        return Path(path).read_text(encoding="utf-8").strip() or None
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise ConfigError(f"{name}.{key}_file: {exc}") from None
-
-
-def _dataclass(cls: type, data: Mapping[str, Any], section: str) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - set(fields))
-    if unknown:
-        raise ConfigError(f"unknown setting(s): {', '.join(f'{section}.{k}' for k in unknown)}")
-    for key, value in data.items():
-        ftype = str(fields[key].type)
-        if section == "cti" and key == "port":
-            if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
-                raise ConfigError(f"cti.port: must be 1..65535 (0: any free port), got {value!r}")
-            continue
+def _by_type(ftype: str) -> Callable[[Any], Any]:
+    def check(value: Any) -> Any:
         if ftype.startswith("int") and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-            raise ConfigError(f"{section}.{key}: must be a positive integer, got {value!r}")
-        if ftype.startswith("float") and (
-            not isinstance(value, int | float)
-            or isinstance(value, bool)
-            or not math.isfinite(value)
-            or value <= 0
-        ):
-            raise ConfigError(f"{section}.{key}: must be a positive number, got {value!r}")
+            raise ValueError(f"must be a positive integer, got {value!r}")
+        if ftype.startswith("float"):
+            if (
+                not isinstance(value, int | float)
+                or isinstance(value, bool)
+                or not math.isfinite(value)
+                or value <= 0
+            ):
+                raise ValueError(f"must be a positive number, got {value!r}")
+            return float(value)
         if ftype.startswith("str") and value is not None and not isinstance(value, str):
-            raise ConfigError(f"{section}.{key}: must be a string, got {value!r}")
-    return cls(**data)
+            raise ValueError(f"must be a string, got {value!r}")
+        return value
+
+    return check
 
 
-def build(data: Mapping[str, Any]) -> Config:
-    unknown = sorted(set(data) - set(DEFAULTS))
-    if unknown:
-        raise ConfigError(f"unknown section(s): {', '.join(unknown)}")
-    for name in DEFAULTS:
-        if not isinstance(data.get(name, {}), Mapping):
-            raise ConfigError(f"{name}: must be a mapping")
-    ami = dict(data.get("ami", {}))
-    secret = _secret(ami, "secret", "ami")
-    ami.pop("secret_file", None)
-    if secret is None:
+def _cti_port(value: Any) -> int:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 65535:
+        raise ValueError(f"must be 1..65535 (0: any free port), got {value!r}")
+    return value
+
+
+def _ami(name: str) -> Callable[[Any], Any]:
+    return lambda value: check_setting(name, value)
+
+
+def _log_level(value: Any) -> str:
+    if value not in LOG_LEVELS:
+        raise ValueError(f"must be debug, info, warn or error, got {value!r}")
+    return value
+
+
+def _secret_part(value: Any) -> Any:
+    """A secret or its file: checked when read (confdb.config.read_secret)."""
+    return value
+
+
+def _section(cls: type, **checks: Callable[[Any], Any]) -> dict[str, Option]:
+    """A section of the fields of ``cls``: their defaults, checked by type (or by ``checks``)."""
+    return {
+        f.name: Option(f.default, checks.get(f.name) or _by_type(str(f.type)))
+        for f in dataclasses.fields(cls)
+    }
+
+
+SCHEMA: dict[str, Any] = {
+    "ami": {
+        **{
+            f.name: Option(f.default, _ami(f.name))
+            for f in dataclasses.fields(AMIConfig)
+            if f.name not in ("username", "secret")
+        },
+        "username": Option("ctid", _ami("username")),
+        "secret": Option(None, _secret_part),
+        "secret_file": Option(str(CTID_AMI_SECRET.path), _secret_part),
+    },
+    "cti": _section(CTIConfig, port=_cti_port),
+    "db": {
+        "dsn": Option(None, _secret_part),
+        "dsn_file": Option(str(CTID_DB_DSN.path), _secret_part),
+        **{k: v for k, v in _section(DbConfig).items() if k != "dsn"},
+    },
+    "bus": {
+        "url": Option(None, _secret_part),
+        "url_file": Option(str(CTID_BUS_URL.path), _secret_part),
+        **{k: v for k, v in _section(BusConfig).items() if k != "url"},
+    },
+    "log": {"level": Option("info", _log_level)},
+}
+
+
+def _config(loaded: Loaded) -> Config:
+    ami = loaded.section("ami")
+    del ami["secret_file"]
+    ami["secret"] = loaded.secret("ami.secret", missing_ok=True)
+    if ami["secret"] is None:
         raise ConfigError("ami.secret: not set (give ami.secret or a readable ami.secret_file)")
-    ami["secret"] = secret
     try:
-        ami_config = AMIConfig.from_mapping(ami)
-    except AMIConfigError as exc:
-        raise ConfigError(str(exc)) from None
-    cti = _dataclass(CTIConfig, data.get("cti", {}), "cti")
+        check_setting("secret", ami["secret"])
+    except ValueError as exc:
+        raise loaded.error("ami.secret", str(exc)) from None
+    if ami["backoff_initial"] > ami["backoff_max"]:
+        raise ConfigError(
+            f"{loaded.where('ami.backoff_initial')} must not exceed {loaded.where('ami.backoff_max')}"
+        )
+    ami_config = AMIConfig(**ami)
+    cti = CTIConfig(**loaded.section("cti"))
     if bool(cti.tls_cert) != bool(cti.tls_key):
-        raise ConfigError("cti.tls_cert and cti.tls_key: give both or neither")
-    db_section = dict(data.get("db", {}))
-    dsn = _secret(db_section, "dsn", "db")
-    db_section.pop("dsn_file", None)
-    db_section.pop("dsn", None)
-    db = _dataclass(DbConfig, {"dsn": dsn, **db_section}, "db") if dsn else None
-    bus_section = dict(data.get("bus", {}))
-    url = _secret(bus_section, "url", "bus")
-    bus_section.pop("url_file", None)
-    bus_section.pop("url", None)
-    bus = _dataclass(BusConfig, {"url": url, **bus_section}, "bus") if url else None
-    level = data.get("log", {}).get("level", "info")
-    if level not in ("debug", "info", "warn", "error"):
-        raise ConfigError(f"log.level: must be debug, info, warn or error, got {level!r}")
-    return Config(ami_config, cti, db, bus, level)
+        raise ConfigError(
+            f"{loaded.where('cti.tls_cert')} and {loaded.where('cti.tls_key')}: give both or neither"
+        )
+    dsn = loaded.secret("db.dsn", missing_ok=True)
+    db_section = {k: v for k, v in loaded.section("db").items() if k not in ("dsn", "dsn_file")}
+    db = DbConfig(dsn=dsn, **db_section) if dsn else None
+    url = loaded.secret("bus.url", missing_ok=True)
+    bus_section = {k: v for k, v in loaded.section("bus").items() if k not in ("url", "url_file")}
+    bus = BusConfig(url=url, **bus_section) if url else None
+    return Config(ami_config, cti, db, bus, loaded["log.level"])
+
+
+def build(data: Mapping[str, Any], source: str = "settings") -> Config:
+    """Check already merged settings (plain data)."""
+    return _config(apply(SCHEMA, [(source, data)]))
 
 
 def load(config_file: Path = DEFAULT_CONFIG_FILE, overrides: Mapping[str, Any] | None = None) -> Config:
-    try:
-        data = layered.load(config_file, DEFAULTS)
-    except layered.ConfigError as exc:
-        raise ConfigError(str(exc)) from None
+    """The defaults, ``config_file``, its ``conf.d/*.yml``, then ``overrides`` (the command line)."""
+    layers = file_layers(config_file)
     if overrides:
-        data = layered.merge(data, overrides)
-    return build(data)
+        layers.append((COMMAND_LINE, overrides))
+    return _config(apply(SCHEMA, layers))

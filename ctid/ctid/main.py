@@ -15,12 +15,14 @@ HELP = """\
 Configuration: built-in defaults, then CONFIG (default /etc/ctid/config.yml), then
 <its folder>/conf.d/*.yml
 in order, then the options below; later layers win. Sections and keys (see docs/ctid.md):
-  ami:  host, port, username, secret | secret_file, events, action_timeout, ping_interval, backoff_*, ...
+  ami:  host, port, username, secret | secret_file (/run/credentials/pbx-ctid.service/ami.secret),
+        events, action_timeout, ping_interval, backoff_*, ...
   cti:  host (127.0.0.1), port (5003), backlog (1024), tls_cert, tls_key, max_message_bytes,
         max_output_bytes, max_clients, login_timeout, login_max_failures, login_window,
         login_account_failures (5), login_account_max_delay (60), dial_context, dial_timeout, ...
-  db:   dsn | dsn_file (/etc/pbx/secrets/pbx_ctid.dsn), pool_size, statement_timeout_ms, connect_timeout
-  bus:  url | url_file (/etc/ctid/bus.url), exchange (pbx.config), timeout
+  db:   dsn | dsn_file (/run/credentials/pbx-ctid.service/db.dsn), pool_size, statement_timeout_ms,
+        connect_timeout
+  bus:  url | url_file (/run/credentials/pbx-ctid.service/bus.url), exchange (pbx.config), timeout
   log:  level (debug, info, warn, error)
 Signals: SIGTERM/SIGINT stop cleanly. Exit status: 0 stopped, 2 bad configuration."""
 

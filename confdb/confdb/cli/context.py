@@ -13,6 +13,7 @@ from typing import Any
 
 import psycopg
 
+from confdb import config
 from confdb.cli import output
 
 CONFIG_FILE = Path("/etc/pbx-admin/config.yml")
@@ -35,12 +36,10 @@ class Context:
 
     @contextmanager
     def connect(self) -> Iterator[psycopg.Connection[Any]]:
-        dsn = self.settings["db"]["dsn"]
-        if not dsn and self.settings["db"]["dsn_file"]:
-            try:
-                dsn = Path(self.settings["db"]["dsn_file"]).read_text().strip()
-            except OSError as exc:
-                raise CommandError(f"cannot read db.dsn_file: {exc}") from None
+        try:
+            dsn = config.read_secret("db.dsn", self.settings["db"]["dsn"], self.settings["db"]["dsn_file"])
+        except config.ConfigError as exc:
+            raise CommandError(str(exc)) from None
         if not dsn:
             raise CommandError(
                 f"no database configured: set db.dsn in {CONFIG_FILE} (or conf.d/), PBX_ADMIN_DSN, or --dsn"

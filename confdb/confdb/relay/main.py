@@ -18,6 +18,7 @@ from confdb.config import ConfigError
 from confdb.relay import settings as relay_settings
 from confdb.relay.service import Relay
 from confdb.relay.settings import CONFIG_FILE, LOG_LEVELS
+from confdb.secretpaths import RELAY_BUS_URL, RELAY_DB_DSN
 
 DESCRIPTION = """\
 Publishes the PBX config events to RabbitMQ. pbx-admin writes each event into the outbox table in the
@@ -33,13 +34,13 @@ configuration:
   Built-in defaults, then FILE (default {CONFIG_FILE}), then
   conf.d/*.yml next to it in name order, then the command line; later values
   win. Each file is a YAML mapping; missing files are skipped. The merged
-  configuration is checked once at start: a bad value is reported with its
-  key, and the relay exits 2.
+  configuration is checked once at start: a bad value or an unknown key is
+  reported with its file and key, and the relay exits 2.
 
     db.dsn                   libpq connection string of the writer role
                              (pbx_writer: reads, marks, deletes outbox rows)
     db.dsn_file              file holding db.dsn, used when db.dsn is empty
-                             (/etc/pbx/secrets/pbx_writer.dsn)
+                             ({RELAY_DB_DSN.path})
     db.connect_timeout       seconds (5)
     db.statement_timeout_ms  per statement (30000)
     bus.url                  amqp://user:password@host:port/vhost of RabbitMQ
@@ -77,9 +78,9 @@ exit status:
 example:
   # /etc/pbx-event-relay/config.yml
   db:
-    dsn_file: /etc/pbx/secrets/pbx_writer.dsn
+    dsn_file: {RELAY_DB_DSN.path}
   bus:
-    url_file: /etc/pbx/secrets/rabbitmq.url
+    url_file: {RELAY_BUS_URL.path}
   relay:
     retention_days: 30
 

@@ -3,36 +3,78 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from confdb import config, outbox
-from confdb.config import ConfigError
+from confdb import outbox
+from confdb.config import COMMAND_LINE, Loaded, Option, apply, defaults, file_layers
 from confdb.events import EXCHANGE
+from confdb.secretpaths import RELAY_DB_DSN
 
 CONFIG_FILE = Path("/etc/pbx-event-relay/config.yml")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
-DEFAULTS: dict[str, Any] = {
+
+def _number(*, minimum: float, integer: bool = False) -> Callable[[Any], float]:
+    def check(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"must be a number, not {value!r}")
+        if integer and value != int(value):
+            raise ValueError(f"must be a whole number, not {value!r}")
+        if value < minimum:
+            raise ValueError(f"must be at least {minimum:g}, not {value!r}")
+        return float(value)
+
+    return check
+
+
+def _text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError("must be a non-empty string")
+    return value.strip()
+
+
+def _log_level(value: Any) -> str:
+    level = str(value).upper()
+    if level not in LOG_LEVELS:
+        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
+    return level
+
+
+def _secret_part(value: Any) -> Any:
+    """A secret or its file: checked when read (confdb.config.read_secret)."""
+    return value
+
+
+SCHEMA: dict[str, Any] = {
     "db": {
-        "dsn": "",
-        "dsn_file": "/etc/pbx/secrets/pbx_writer.dsn",
-        "connect_timeout": 5,
-        "statement_timeout_ms": 30000,
+        "dsn": Option("", _secret_part),
+        "dsn_file": Option(str(RELAY_DB_DSN.path), _secret_part),
+        "connect_timeout": Option(5, _number(minimum=1)),
+        "statement_timeout_ms": Option(30000, _number(minimum=100)),
     },
-    "bus": {"url": "", "url_file": "", "exchange": EXCHANGE, "publish_timeout": outbox.DEFAULT_TIMEOUT},
+    # No default file for the URL: without one the relay says "bus.url: not set" (the package sets it).
+    "bus": {
+        "url": Option("", _secret_part),
+        "url_file": Option("", _secret_part),
+        "exchange": Option(EXCHANGE, _text),
+        "publish_timeout": Option(outbox.DEFAULT_TIMEOUT, _number(minimum=0.1)),
+    },
     "relay": {
-        "poll_interval": 5.0,
-        "batch": outbox.DEFAULT_BATCH,
-        "max_backoff": 30.0,
-        "retention_days": 7,
-        "purge_interval": 3600.0,
+        "poll_interval": Option(5.0, _number(minimum=0.05)),
+        "batch": Option(outbox.DEFAULT_BATCH, _number(minimum=1, integer=True)),
+        "max_backoff": Option(30.0, _number(minimum=0.1)),
+        "retention_days": Option(7, _number(minimum=0)),
+        "purge_interval": Option(3600.0, _number(minimum=1)),
     },
-    "log_level": "INFO",
+    "log_level": Option("INFO", _log_level),
 }
+
+#: The defaults as plain data (tests merge their settings over it).
+DEFAULTS: dict[str, Any] = defaults(SCHEMA)
 
 
 @dataclass(frozen=True)
@@ -53,34 +95,38 @@ class Settings:
 
 def load(config_file: Path, overrides: Mapping[str, Any] | None = None) -> Settings:
     """Merge the defaults, `config_file`, its conf.d/*.yml and `overrides`; check every value."""
-    merged = config.load(config_file, DEFAULTS)
+    layers = file_layers(config_file)
     if overrides:
-        merged = config.merge(merged, overrides)
-    return check(merged)
+        layers.append((COMMAND_LINE, overrides))
+    return _settings(apply(SCHEMA, layers))
 
 
-def check(merged: Mapping[str, Any]) -> Settings:
-    db, bus, relay = _section(merged, "db"), _section(merged, "bus"), _section(merged, "relay")
-    bus_url = _secret(bus, "bus", "url")
+def check(merged: Mapping[str, Any], source: str = "settings") -> Settings:
+    """Check already merged settings (plain data, e.g. ``merge(DEFAULTS, ...)``)."""
+    return _settings(apply(SCHEMA, [(source, merged)]))
+
+
+def _settings(loaded: Loaded) -> Settings:
+    bus_url = loaded.secret("bus.url", required=True) or ""
     try:
         if urlsplit(bus_url).scheme not in ("amqp", "amqps"):
             raise ValueError("the scheme must be amqp or amqps")
         outbox.connection_parameters(bus_url, 1.0)
     except ValueError as exc:
-        raise ConfigError(f"bus.url: not a valid amqp:// URL ({exc})") from None
+        raise loaded.error("bus.url", f"not a valid amqp:// URL ({exc})") from None
     return Settings(
-        dsn=_secret(db, "db", "dsn"),
-        connect_timeout=int(_number(db, "db.connect_timeout", minimum=1)),
-        statement_timeout_ms=int(_number(db, "db.statement_timeout_ms", minimum=100)),
+        dsn=loaded.secret("db.dsn", required=True) or "",
+        connect_timeout=int(loaded["db.connect_timeout"]),
+        statement_timeout_ms=int(loaded["db.statement_timeout_ms"]),
         bus_url=bus_url,
-        exchange=_text(bus, "bus.exchange"),
-        publish_timeout=_number(bus, "bus.publish_timeout", minimum=0.1),
-        poll_interval=_number(relay, "relay.poll_interval", minimum=0.05),
-        batch=int(_number(relay, "relay.batch", minimum=1, integer=True)),
-        max_backoff=_number(relay, "relay.max_backoff", minimum=0.1),
-        retention_days=_number(relay, "relay.retention_days", minimum=0),
-        purge_interval=_number(relay, "relay.purge_interval", minimum=1),
-        log_level=_log_level(merged.get("log_level")),
+        exchange=loaded["bus.exchange"],
+        publish_timeout=loaded["bus.publish_timeout"],
+        poll_interval=loaded["relay.poll_interval"],
+        batch=int(loaded["relay.batch"]),
+        max_backoff=loaded["relay.max_backoff"],
+        retention_days=loaded["relay.retention_days"],
+        purge_interval=loaded["relay.purge_interval"],
+        log_level=loaded["log_level"],
     )
 
 
@@ -106,56 +152,3 @@ def redacted(settings: Settings) -> dict[str, Any]:
         },
         "log_level": settings.log_level,
     }
-
-
-def _section(merged: Mapping[str, Any], name: str) -> Mapping[str, Any]:
-    value = merged.get(name)
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{name}: must be a mapping of settings")
-    return value
-
-
-def _text(section: Mapping[str, Any], key: str) -> str:
-    value = section.get(key.split(".")[-1])
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{key}: must be a non-empty string")
-    return value.strip()
-
-
-def _secret(section: Mapping[str, Any], name: str, key: str) -> str:
-    """`<name>.<key>`, or else the content of the file named by `<name>.<key>_file`."""
-    value = section.get(key) or ""
-    if not isinstance(value, str):
-        raise ConfigError(f"{name}.{key}: must be a string")
-    if value.strip():
-        return value.strip()
-    path = section.get(f"{key}_file") or ""
-    if not isinstance(path, str):
-        raise ConfigError(f"{name}.{key}_file: must be a file name")
-    if not path:
-        raise ConfigError(f"{name}.{key}: not set (set it, or {name}.{key}_file)")
-    try:
-        content = Path(path).read_text(encoding="utf-8").strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{name}.{key}_file: cannot read {path}: {exc}") from None
-    if not content:
-        raise ConfigError(f"{name}.{key}_file: {path} is empty")
-    return content
-
-
-def _number(section: Mapping[str, Any], key: str, *, minimum: float, integer: bool = False) -> float:
-    value = section.get(key.split(".")[-1])
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ConfigError(f"{key}: must be a number, not {value!r}")
-    if integer and value != int(value):
-        raise ConfigError(f"{key}: must be a whole number, not {value!r}")
-    if value < minimum:
-        raise ConfigError(f"{key}: must be at least {minimum:g}, not {value!r}")
-    return float(value)
-
-
-def _log_level(value: Any) -> str:
-    level = str(value).upper()
-    if level not in LOG_LEVELS:
-        raise ConfigError(f"log_level: must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
-    return level

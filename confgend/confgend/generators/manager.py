@@ -13,11 +13,12 @@ from __future__ import annotations
 from pathlib import Path
 
 from confdb.read.confgend import Snapshot
+from confdb.secretpaths import SECRETS_DIR
 from confgend import escape
 from confgend.generators.base import ConfWriter, Context
 
 # A user's secret is its `secret_file`, else `ami-<name>.secret` in `asterisk.manager.secrets_dir`.
-DEFAULT_SECRETS_DIR = "/etc/pbx/secrets"
+DEFAULT_SECRETS_DIR = str(SECRETS_DIR)
 DEFAULT_USERS = (
     {
         "name": "ctid",

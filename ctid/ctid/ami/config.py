@@ -47,10 +47,10 @@ class AMIConfig:
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            _check(f.name, value)
-            if f.type == "float" and isinstance(value, int):
-                object.__setattr__(self, f.name, float(value))
+            try:
+                object.__setattr__(self, f.name, check_setting(f.name, getattr(self, f.name)))
+            except ValueError as exc:
+                raise AMIConfigError(f"ami.{f.name}: {exc}") from None
         if self.backoff_initial > self.backoff_max:
             raise AMIConfigError("ami.backoff_initial must not exceed ami.backoff_max")
 
@@ -79,10 +79,16 @@ _POSITIVE_FLOAT = {
 _INT_MIN = {"max_pending_actions": 1, "max_queued_bytes": 1024, "max_message_bytes": 1024, "max_headers": 64}
 
 
-def _check(name: str, value: object) -> None:
-    def bad(why: str) -> AMIConfigError:
+_FLOAT = {f.name for f in dataclasses.fields(AMIConfig) if f.type == "float"}
+
+
+def check_setting(name: str, value: object) -> Any:
+    """``value`` checked for the setting ``name`` (a whole number where a float is due becomes a float);
+    ValueError, without the name, why not (a secret is never shown)."""
+
+    def bad(why: str) -> ValueError:
         shown = "(hidden)" if name == "secret" else repr(value)
-        return AMIConfigError(f"ami.{name}: {why}, got {shown}")
+        return ValueError(f"{why}, got {shown}")
 
     if name in _STR:
         if not isinstance(value, str) or not value or any(c in value for c in "\r\n\x00"):
@@ -108,3 +114,4 @@ def _check(name: str, value: object) -> None:
             raise bad("must be >= 1")
         if name == "backoff_jitter" and not 0 <= value < 1:
             raise bad("must be in [0, 1)")
+    return float(value) if name in _FLOAT else value  # type: ignore[arg-type]
