@@ -313,6 +313,29 @@ def integer(low: int, high: int) -> Callable[[Any], int]:
     return check
 
 
+def number(
+    kind: type, minimum: float, maximum: float = math.inf, *, whole: bool = False
+) -> Callable[[Any], Any]:
+    """A finite number from ``minimum`` to ``maximum``, converted to ``kind``; ``whole``: no fraction."""
+
+    def check(value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise ValueError(f"expected a number, got {value!r}")
+        if whole and value != int(value):
+            raise ValueError(f"expected a whole number, got {value!r}")
+        if not minimum <= value <= maximum:
+            upper = f" to {maximum:g}" if math.isfinite(maximum) else " or more"
+            raise ValueError(f"expected a number from {minimum:g}{upper}, got {value:g}")
+        return kind(value)
+
+    return check
+
+
+def secret_part(value: Any) -> Any:
+    """A secret or the file holding it: checked when it is read (`read_secret`)."""
+    return value
+
+
 def seconds(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValueError(f"expected a number of seconds, got {value!r}")

@@ -108,22 +108,22 @@ def test_configuration_layers_and_secret_files(tmp_path: Path) -> None:
         ({"db": {"dsn": "x"}, "bus": {"url": "http://example.org/"}}, "bus.url: not a valid amqp:// URL"),
         (
             {"db": {"dsn": "x"}, "bus": {"url": BUS_URL, "publish_timeout": "soon"}},
-            "bus.publish_timeout: must",
+            "bus.publish_timeout: expected a number",
         ),
         (
             {"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"batch": 0}},
-            "relay.batch: must be at least 1",
+            "relay.batch: expected a number from 1 or more",
         ),
         (
             {"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"batch": 2.5}},
-            "relay.batch: must be a whole",
+            "relay.batch: expected a whole number",
         ),
         (
             {"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": {"retention_days": -1}},
             "relay.retention_days",
         ),
         ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "relay": True}, "relay: must be a mapping"),
-        ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "log_level": "loud"}, "log_level: must be one of"),
+        ({"db": {"dsn": "x"}, "bus": {"url": BUS_URL}, "log_level": "loud"}, "log_level: expected one of"),
     ],
 )
 def test_bad_configuration_names_the_key(values: dict[str, Any], message: str | None) -> None:

@@ -4,12 +4,23 @@ the setting."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confdb.config import COMMAND_LINE, ConfigError, Loaded, Open, Option, apply, defaults, file_layers
+from confdb.config import (
+    COMMAND_LINE,
+    ConfigError,
+    Loaded,
+    Open,
+    Option,
+    apply,
+    defaults,
+    file_layers,
+    number,
+    secret_part,
+)
 from confdb.secretpaths import CONFGEND_AMI_SECRET, CONFGEND_DB_DSN
 
 __all__ = [
@@ -25,68 +36,52 @@ __all__ = [
 DEFAULT_CONFIG_FILE = Path("/etc/confgend/config.yml")
 
 
-def _number(kind: type, minimum: float, maximum: float) -> Callable[[Any], Any]:
-    def check(value: Any) -> Any:
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise ValueError(f"expected a number, got {value!r}")
-        if not minimum <= value <= maximum:
-            raise ValueError(f"{value} is not between {minimum} and {maximum}")
-        return kind(value)
-
-    return check
-
-
 def _host(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected an address, got {value!r}")
     return value
 
 
-def _optional(value: Any) -> Any:
-    """A secret or its file: checked when read (confdb.config.read_secret)."""
-    return value
-
-
 SCHEMA: dict[str, Any] = {
     "listen": {
         "host": Option("127.0.0.1", _host),
-        "port": Option(8669, _number(int, 0, 65535)),  # 0: any free port (tests)
-        "max_connections": Option(64, _number(int, 1, 10000)),
-        "idle_timeout": Option(5.0, _number(float, 0.1, 600)),
+        "port": Option(8669, number(int, 0, 65535)),  # 0: any free port (tests)
+        "max_connections": Option(64, number(int, 1, 10000)),
+        "idle_timeout": Option(5.0, number(float, 0.1, 600)),
     },
     "db": {
         # A DSN or a root-only file holding it (the credential systemd hands over, see confdb.secretpaths).
-        "dsn": Option(None, _optional),
-        "dsn_file": Option(str(CONFGEND_DB_DSN.path), _optional),
-        "statement_timeout_ms": Option(3000, _number(int, 10, 600_000)),
-        "pool_size": Option(4, _number(int, 1, 64)),
+        "dsn": Option(None, secret_part),
+        "dsn_file": Option(str(CONFGEND_DB_DSN.path), secret_part),
+        "statement_timeout_ms": Option(3000, number(int, 10, 600_000)),
+        "pool_size": Option(4, number(int, 1, 64)),
         # below generation_timeout: a clean "database down" rather than a timeout
-        "pool_timeout": Option(2.0, _number(float, 0.1, 600)),
+        "pool_timeout": Option(2.0, number(float, 0.1, 600)),
         # after a failure, serve last good copies at once for this long
-        "retry_after": Option(5.0, _number(float, 0, 3600)),
+        "retry_after": Option(5.0, number(float, 0, 3600)),
     },
     "cache": {"directory": Option("/var/cache/confgend", lambda v: Path(str(v)))},
-    "threads": Option(4, _number(int, 1, 64)),
+    "threads": Option(4, number(int, 1, 64)),
     # A request still waiting after this long gets the last good copy (the client waits 5 s in all).
-    "generation_timeout": Option(3.0, _number(float, 0.1, 600)),
+    "generation_timeout": Option(3.0, number(float, 0.1, 600)),
     "bus": {
         # No URL and no file: no bus, confgend only generates (the package sets url_file).
-        "url": Option(None, _optional),
-        "url_file": Option(None, _optional),
+        "url": Option(None, secret_part),
+        "url_file": Option(None, secret_part),
         "exchange": Option("pbx.config", str),
-        "coalesce_seconds": Option(0.2, _number(float, 0, 60)),  # first reload this long after a burst starts
-        "min_interval": Option(2.0, _number(float, 0, 600)),  # at most one reload round per this many seconds
+        "coalesce_seconds": Option(0.2, number(float, 0, 60)),  # first reload this long after a burst starts
+        "min_interval": Option(2.0, number(float, 0, 600)),  # at most one reload round per this many seconds
     },
     "ami": {
         "host": Option("127.0.0.1", str),
-        "port": Option(5038, _number(int, 1, 65535)),
+        "port": Option(5038, number(int, 1, 65535)),
         "username": Option("confgend", str),
         "secret_file": Option(str(CONFGEND_AMI_SECRET.path), lambda v: Path(str(v))),
-        "timeout": Option(5.0, _number(float, 0.1, 120)),
+        "timeout": Option(5.0, number(float, 0.1, 120)),
         "busy_retries": Option(
-            10, _number(int, 0, 1000)
+            10, number(int, 0, 1000)
         ),  # "a reload is in progress": retry this many times ...
-        "busy_delay": Option(0.5, _number(float, 0, 60)),  # ... this many seconds apart
+        "busy_delay": Option(0.5, number(float, 0, 60)),  # ... this many seconds apart
     },
     # Passed to the generators (see confgend.generators): pjsip.transports, manager.users, ...
     "asterisk": Open(),

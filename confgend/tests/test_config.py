@@ -44,7 +44,7 @@ def test_layers_and_secret_files(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "message"),
     [
-        ("listen: {port: 70000}\n", "listen.port: 70000 is not between 0 and 65535"),
+        ("listen: {port: 70000}\n", "listen.port: expected a number from 0 to 65535, got 70000"),
         ("threads: '4'\n", "threads: expected a number, got '4'"),
         ("listen: {prot: 1}\n", "unknown option 'listen.prot'"),
         ("bus: {url_file: /nonexistent/bus.url}\n", "bus.url_file: cannot read /nonexistent/bus.url"),
@@ -74,4 +74,4 @@ def test_main_exits_2_naming_the_file(
     monkeypatch.setattr("confgend.main.logs.setup", lambda *args, **kwargs: None)  # keep pytest's handlers
     config = _config(tmp_path, "threads: 0\n")
     assert main(["--config", str(config)]) == 2
-    assert f"confgend: {config}: threads: 0 is not between 1 and 64" in capsys.readouterr().err
+    assert f"confgend: {config}: threads: expected a number from 1 to 64, got 0" in capsys.readouterr().err

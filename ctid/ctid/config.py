@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from confdb.config import COMMAND_LINE, ConfigError, Loaded, Option, apply, file_layers
+from confdb.config import COMMAND_LINE, ConfigError, Loaded, Option, apply, file_layers, secret_part
 from confdb.secretpaths import CTID_AMI_SECRET, CTID_BUS_URL, CTID_DB_DSN
 from ctid.ami.config import AMIConfig, check_setting
 from ctid.cti.server import CTIConfig
@@ -84,11 +84,6 @@ def _log_level(value: Any) -> str:
     return value
 
 
-def _secret_part(value: Any) -> Any:
-    """A secret or its file: checked when read (confdb.config.read_secret)."""
-    return value
-
-
 def _section(cls: type, **checks: Callable[[Any], Any]) -> dict[str, Option]:
     """A section of the fields of ``cls``: their defaults, checked by type (or by ``checks``)."""
     return {
@@ -105,18 +100,18 @@ SCHEMA: dict[str, Any] = {
             if f.name not in ("username", "secret")
         },
         "username": Option("ctid", _ami("username")),
-        "secret": Option(None, _secret_part),
-        "secret_file": Option(str(CTID_AMI_SECRET.path), _secret_part),
+        "secret": Option(None, secret_part),
+        "secret_file": Option(str(CTID_AMI_SECRET.path), secret_part),
     },
     "cti": _section(CTIConfig, port=_cti_port),
     "db": {
-        "dsn": Option(None, _secret_part),
-        "dsn_file": Option(str(CTID_DB_DSN.path), _secret_part),
+        "dsn": Option(None, secret_part),
+        "dsn_file": Option(str(CTID_DB_DSN.path), secret_part),
         **{k: v for k, v in _section(DbConfig).items() if k != "dsn"},
     },
     "bus": {
-        "url": Option(None, _secret_part),
-        "url_file": Option(str(CTID_BUS_URL.path), _secret_part),
+        "url": Option(None, secret_part),
+        "url_file": Option(str(CTID_BUS_URL.path), secret_part),
         **{k: v for k, v in _section(BusConfig).items() if k != "url"},
     },
     "log": {"level": Option("info", _log_level)},

@@ -14,10 +14,10 @@ from typing import Any
 import yaml
 
 from confdb import logs
-from confdb.config import ConfigError
+from confdb.config import LOG_LEVELS, ConfigError
 from confdb.relay import settings as relay_settings
 from confdb.relay.service import Relay
-from confdb.relay.settings import CONFIG_FILE, LOG_LEVELS
+from confdb.relay.settings import CONFIG_FILE
 from confdb.secretpaths import RELAY_BUS_URL, RELAY_DB_DSN
 
 DESCRIPTION = """\

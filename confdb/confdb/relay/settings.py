@@ -2,33 +2,28 @@
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from confdb import outbox
-from confdb.config import COMMAND_LINE, Loaded, Option, apply, defaults, file_layers
+from confdb.config import (
+    COMMAND_LINE,
+    Loaded,
+    Option,
+    apply,
+    defaults,
+    file_layers,
+    log_level,
+    number,
+    secret_part,
+)
 from confdb.events import EXCHANGE
 from confdb.secretpaths import RELAY_DB_DSN
 
 CONFIG_FILE = Path("/etc/pbx-event-relay/config.yml")
-LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
-
-
-def _number(*, minimum: float, integer: bool = False) -> Callable[[Any], float]:
-    def check(value: Any) -> float:
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise ValueError(f"must be a number, not {value!r}")
-        if integer and value != int(value):
-            raise ValueError(f"must be a whole number, not {value!r}")
-        if value < minimum:
-            raise ValueError(f"must be at least {minimum:g}, not {value!r}")
-        return float(value)
-
-    return check
 
 
 def _text(value: Any) -> str:
@@ -37,40 +32,28 @@ def _text(value: Any) -> str:
     return value.strip()
 
 
-def _log_level(value: Any) -> str:
-    level = str(value).upper()
-    if level not in LOG_LEVELS:
-        raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}, not {value!r}")
-    return level
-
-
-def _secret_part(value: Any) -> Any:
-    """A secret or its file: checked when read (confdb.config.read_secret)."""
-    return value
-
-
 SCHEMA: dict[str, Any] = {
     "db": {
-        "dsn": Option("", _secret_part),
-        "dsn_file": Option(str(RELAY_DB_DSN.path), _secret_part),
-        "connect_timeout": Option(5, _number(minimum=1)),
-        "statement_timeout_ms": Option(30000, _number(minimum=100)),
+        "dsn": Option("", secret_part),
+        "dsn_file": Option(str(RELAY_DB_DSN.path), secret_part),
+        "connect_timeout": Option(5, number(float, 1)),
+        "statement_timeout_ms": Option(30000, number(float, 100)),
     },
     # No default file for the URL: without one the relay says "bus.url: not set" (the package sets it).
     "bus": {
-        "url": Option("", _secret_part),
-        "url_file": Option("", _secret_part),
+        "url": Option("", secret_part),
+        "url_file": Option("", secret_part),
         "exchange": Option(EXCHANGE, _text),
-        "publish_timeout": Option(outbox.DEFAULT_TIMEOUT, _number(minimum=0.1)),
+        "publish_timeout": Option(outbox.DEFAULT_TIMEOUT, number(float, 0.1)),
     },
     "relay": {
-        "poll_interval": Option(5.0, _number(minimum=0.05)),
-        "batch": Option(outbox.DEFAULT_BATCH, _number(minimum=1, integer=True)),
-        "max_backoff": Option(30.0, _number(minimum=0.1)),
-        "retention_days": Option(7, _number(minimum=0)),
-        "purge_interval": Option(3600.0, _number(minimum=1)),
+        "poll_interval": Option(5.0, number(float, 0.05)),
+        "batch": Option(outbox.DEFAULT_BATCH, number(float, 1, whole=True)),
+        "max_backoff": Option(30.0, number(float, 0.1)),
+        "retention_days": Option(7, number(float, 0)),
+        "purge_interval": Option(3600.0, number(float, 1)),
     },
-    "log_level": Option("INFO", _log_level),
+    "log_level": Option("INFO", log_level),
 }
 
 #: The defaults as plain data (tests merge their settings over it).
