@@ -5,39 +5,69 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from confdb.cli.context import CommandError, Context
+from confdb.cli import distribution
+from confdb.cli.context import Context
 from confdb.writer import agents, destinations, queues
 
 RAW = argparse.RawDescriptionHelpFormatter
 
-# (flag, writer keyword, help); values go to the writer as typed, which validates them and names the field.
-OPTIONS = (
-    ("--display-name", "display_name", "name shown on phones and in CTI clients (default: the queue name)"),
+SETTINGS = distribution.Settings(
     (
-        "--strategy",
+        (
+            "--display-name",
+            "display_name",
+            "name shown on phones and in CTI clients (default: the queue name)",
+        ),
+        (
+            "--strategy",
+            "strategy",
+            "how members are rung: ringall, leastrecent, fewestcalls, random, rrmemory, "
+            "rrordered, linear (in member order), wrandom (default ringall)",
+        ),
+        (
+            "--member-timeout",
+            "member_timeout",
+            "seconds a member's phone rings before the next try, 1-600 (default 15)",
+        ),
+        ("--retry-seconds", "retry_seconds", "pause before ringing members again, 0-600 (default 5)"),
+        (
+            "--wrapup-seconds",
+            "wrapup_seconds",
+            "rest after a call before a member is rung again, 0-3600 (default 0)",
+        ),
+        ("--max-waiting", "max_waiting", "callers allowed to wait, 0 = no limit, up to 10000 (default 0)"),
+        (
+            "--max-wait-seconds",
+            "max_wait_seconds",
+            "longest wait before the caller leaves the queue, 0 = no limit, up to 86400 (default 0)",
+        ),
+        ("--music-class", "music_class", "music on hold class (default: default)"),
+        ("--weight", "weight", "priority over other queues sharing members, 0-100 (default 0)"),
+    ),
+    ("--announce-position", "announce_position", "tell waiting callers their position (alone: yes)"),
+)
+
+QUEUES = distribution.Numbered(
+    kind="queue",
+    label="queue",
+    settings=SETTINGS,
+    create=queues.create_queue,
+    update=queues.update_queue,
+    delete=queues.delete_queue,
+    find_id=queues.queue_id,
+    list_all=queues.list_queues,
+    list_members=queues.list_members,
+    list_columns=(
+        "name",
+        "display_name",
         "strategy",
-        "how members are rung: ringall, leastrecent, fewestcalls, random, rrmemory, "
-        "rrordered, linear (in member order), wrandom (default ringall)",
-    ),
-    (
-        "--member-timeout",
+        "extensions",
+        "members",
         "member_timeout",
-        "seconds a member's phone rings before the next try, 1-600 (default 15)",
-    ),
-    ("--retry-seconds", "retry_seconds", "pause before ringing members again, 0-600 (default 5)"),
-    (
-        "--wrapup-seconds",
         "wrapup_seconds",
-        "rest after a call before a member is rung again, 0-3600 (default 0)",
+        "announce_position",
     ),
-    ("--max-waiting", "max_waiting", "callers allowed to wait, 0 = no limit, up to 10000 (default 0)"),
-    (
-        "--max-wait-seconds",
-        "max_wait_seconds",
-        "longest wait before the caller leaves the queue, 0 = no limit, up to 86400 (default 0)",
-    ),
-    ("--music-class", "music_class", "music on hold class (default: default)"),
-    ("--weight", "weight", "priority over other queues sharing members, 0-100 (default 0)"),
+    member_columns=("position", "kind", "number", "name", "penalty", "id"),
 )
 
 EPILOG = """\
@@ -48,24 +78,6 @@ examples:
   pbx-admin queue set support --member-timeout 20 --announce-position yes
   pbx-admin --json queue members support
 """
-
-
-def _add_options(parser: argparse.ArgumentParser) -> None:
-    for flag, dest, helptext in OPTIONS:
-        parser.add_argument(flag, dest=f"opt_{dest}", metavar="VALUE", help=helptext)
-    parser.add_argument(
-        "--announce-position",
-        dest="opt_announce_position",
-        metavar="yes|no",
-        nargs="?",
-        const="yes",
-        help="tell waiting callers their position (alone: yes)",
-    )
-
-
-def _given(args: argparse.Namespace) -> dict[str, Any]:
-    keys = [dest for _, dest, _ in OPTIONS] + ["announce_position"]
-    return {k: getattr(args, f"opt_{k}") for k in keys if getattr(args, f"opt_{k}") is not None}
 
 
 def _member_options(parser: argparse.ArgumentParser) -> None:
@@ -85,69 +97,18 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     cmds = parser.add_subparsers(dest="queue_command", metavar="ACTION", required=True)
 
-    add = cmds.add_parser(
-        "add",
-        help="create a queue",
-        formatter_class=RAW,
-        description="Create a queue. With --exten, internal phones reach it at that extension.",
-        epilog="examples:\n  pbx-admin queue add support --display-name 'Support team' --exten 3000\n"
+    distribution.register_objects(
+        cmds,
+        QUEUES,
+        add_epilog="examples:\n  pbx-admin queue add support --display-name 'Support team' --exten 3000\n"
         "  pbx-admin queue add sales --strategy linear --member-timeout 20 --announce-position",
-    )
-    add.add_argument("name", help="queue name: letters, digits, '_', '.', '-' (40 at most)")
-    add.add_argument("--exten", help="extension number that reaches the queue")
-    add.add_argument(
-        "--context", default="internal", help="internal context of the extension (default internal)"
-    )
-    _add_options(add)
-    add.set_defaults(handler=_add)
-
-    set_ = cmds.add_parser(
-        "set",
-        help="change a queue's settings",
-        formatter_class=RAW,
-        description="Change settings of a queue; options not given are left as they are.",
-        epilog="examples:\n  pbx-admin queue set support --strategy leastrecent --wrapup-seconds 10\n"
+        set_epilog="examples:\n  pbx-admin queue set support --strategy leastrecent --wrapup-seconds 10\n"
         "  pbx-admin queue set support --exten 3001\n  pbx-admin queue set support --no-exten",
+        show_epilog="example:\n  pbx-admin queue show support",
+        delete_help="delete a queue with its extension and memberships",
+        list_help="list queues with their extension and member count",
+        members_help="list a queue's members in order",
     )
-    set_.add_argument("queue", help="queue name")
-    set_.add_argument("--name", help="rename the queue")
-    exten = set_.add_mutually_exclusive_group()
-    exten.add_argument("--exten", help="new extension number")
-    exten.add_argument("--no-exten", action="store_true", help="remove the queue's extension")
-    set_.add_argument("--context", help="move the extension to this internal context")
-    _add_options(set_)
-    set_.set_defaults(handler=_set)
-
-    delete = cmds.add_parser(
-        "delete",
-        help="delete a queue with its extension and memberships",
-        description="Delete a queue. Refused while an incall or a schedule sends calls to it.",
-    )
-    delete.add_argument("queue", help="queue name")
-    delete.set_defaults(handler=_delete)
-
-    show = cmds.add_parser(
-        "list", help="list queues with their extension and member count", description="List every queue."
-    )
-    show.set_defaults(handler=_list)
-
-    show_one = cmds.add_parser(
-        "show",
-        help="show one queue",
-        description="Show one queue, with the fields of queue list.",
-        epilog="example:\n  pbx-admin queue show support",
-        formatter_class=RAW,
-    )
-    show_one.add_argument("queue", help="queue name")
-    show_one.set_defaults(handler=_show)
-
-    members = cmds.add_parser(
-        "members",
-        help="list a queue's members in order",
-        description="List the members of a queue in ring order (linear strategy).",
-    )
-    members.add_argument("queue", help="queue name")
-    members.set_defaults(handler=_members)
 
     join = cmds.add_parser(
         "add-member",
@@ -184,73 +145,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     leave.add_argument("queue", help="queue name")
     _member_options(leave)
     leave.set_defaults(handler=_remove_member)
-
-
-def _add(ctx: Context, args: argparse.Namespace) -> int:
-    options = _given(args)
-    display_name = options.pop("display_name", args.name)
-    with ctx.write() as conn:
-        queue_id = queues.create_queue(
-            conn, args.name, display_name, exten=args.exten, context=args.context, **options
-        )
-    ctx.emit({"id": queue_id, "name": args.name, "exten": args.exten})
-    return 0
-
-
-def _set(ctx: Context, args: argparse.Namespace) -> int:
-    changes = _given(args)
-    if args.name is not None:
-        changes["name"] = args.name
-    if args.exten is not None or args.no_exten:
-        changes["exten"] = None if args.no_exten else args.exten
-    if args.context is not None:
-        changes["context"] = args.context
-    if not changes:
-        raise CommandError("nothing to change: give at least one option")
-    with ctx.write() as conn:
-        changed = queues.update_queue(conn, args.queue, **changes)
-    ctx.emit({"changed": changed})
-    return 0
-
-
-def _delete(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.write() as conn:
-        queues.delete_queue(conn, args.queue)
-    ctx.emit({"deleted": args.queue})
-    return 0
-
-
-def _list(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.connect() as conn:
-        rows = queues.list_queues(conn)
-    ctx.emit(
-        rows,
-        [
-            "name",
-            "display_name",
-            "strategy",
-            "extensions",
-            "members",
-            "member_timeout",
-            "wrapup_seconds",
-            "announce_position",
-        ],
-    )
-    return 0
-
-
-def _show(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.connect() as conn:
-        [row] = queues.list_queues(conn, queues.queue_id(conn, args.queue))
-    ctx.emit(row)
-    return 0
-
-
-def _members(ctx: Context, args: argparse.Namespace) -> int:
-    with ctx.connect() as conn:
-        rows = queues.list_members(conn, args.queue)
-    ctx.emit(rows, ["position", "kind", "number", "name", "penalty", "id"])
-    return 0
 
 
 def _member(conn: Any, args: argparse.Namespace) -> dict[str, int]:

@@ -2,41 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
 from psycopg.rows import dict_row
 
 from confdb import events, validation
-from confdb.validation import ValidationError
-from confdb.writer import destinations, extensions, references
-from confdb.writer.errors import Conflict, NotFound
+from confdb.writer import destinations, distribution
 
-GROUP_FIELDS: Mapping[str, Callable[[str, Any], Any]] = {
+GROUP_FIELDS: Mapping[str, distribution.Checker] = {
     "name": validation.identifier,
     "display_name": lambda f, v: validation.text(f, v),
     "strategy": lambda f, v: validation.choice(f, v, validation.GROUP_STRATEGIES),
-    "ring_seconds": lambda f, v: validation.integer(f, v, minimum=5, maximum=600),
+    "ring_seconds": distribution.bounded(5, 600),
     "ring_in_use": validation.boolean,
 }
 
-
-def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    clean: dict[str, Any] = {}
-    for name, value in values.items():
-        checker = GROUP_FIELDS.get(name)
-        if checker is None:
-            raise ValidationError(f"group.{name}", "is not a ring group setting")
-        clean[name] = checker(f"group.{name}", value)
-    return clean
+validate_fields = distribution.field_validator(GROUP_FIELDS, "group", "ring group")
 
 
 def group_id(conn: psycopg.Connection[Any], name: str) -> int:
-    row = conn.execute("SELECT id FROM groups WHERE name = %s", (name,)).fetchone()
-    if row is None:
-        raise NotFound(f"ring group {validation.shown(name)} does not exist")
-    return int(row[0])
+    return distribution.object_id(conn, "group", "ring group", name)
 
 
 def create_group(
@@ -60,19 +47,7 @@ def create_group(
             "ring_in_use": ring_in_use,
         }
     )
-    if conn.execute("SELECT 1 FROM groups WHERE name = %s", (values["name"],)).fetchone():
-        raise Conflict(f"ring group {values['name']!r} already exists")
-    columns = list(values)
-    row = conn.execute(
-        f"INSERT INTO groups ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id",
-        list(values.values()),
-    ).fetchone()
-    assert row is not None
-    new_id = int(row[0])
-    events.emit(conn, "group", "created", id=new_id, name=values["name"])
-    if exten is not None:
-        extensions.add_extension(conn, "group", new_id, exten, context)
-    return new_id
+    return distribution.create_object(conn, "group", "ring group", values, exten, context)
 
 
 def update_group(conn: psycopg.Connection[Any], name: str, /, **changes: Any) -> list[str]:
@@ -84,11 +59,7 @@ def update_group(conn: psycopg.Connection[Any], name: str, /, **changes: Any) ->
 
 def delete_group(conn: psycopg.Connection[Any], name: str) -> None:
     """Delete a ring group with its extension and members; refused while an incall or schedule uses it."""
-    target = group_id(conn, name)
-    with references.refusing_referenced(conn, "group", target, f"ring group {name!r}"):
-        extensions.remove_extensions(conn, "group", target)
-        conn.execute("DELETE FROM groups WHERE id = %s", (target,))
-    events.emit(conn, "group", "deleted", id=target, name=name)
+    distribution.delete_object(conn, "group", "ring group", name)
 
 
 def list_groups(conn: psycopg.Connection[Any], group: int | None = None) -> list[dict[str, Any]]:
@@ -117,20 +88,12 @@ def add_member(
 ) -> None:
     """Add a user; without `position` it rings after the current members (linear strategy)."""
     target = group_id(conn, group_name)
-    user_id = validation.integer("group_member.user_id", user_id, minimum=1, maximum=2**31 - 1)
-    penalty = validation.integer("group_member.penalty", penalty, minimum=0, maximum=99)
+    user_id = distribution.member_id("group", "user_id", user_id)
+    penalty = distribution.penalty("group", penalty)
     if position is not None:
-        position = validation.integer("group_member.position", position, minimum=0, maximum=9999)
-    if not conn.execute("SELECT 1 FROM users WHERE id = %s", (user_id,)).fetchone():
-        raise NotFound(f"user {user_id} does not exist")
-    if conn.execute(
-        "SELECT 1 FROM group_members WHERE group_id = %s AND user_id = %s", (target, user_id)
-    ).fetchone():
-        raise Conflict(f"user {user_id} is already a member of ring group {group_name!r}")
-    conn.execute(
-        "INSERT INTO group_members (group_id, user_id, penalty, position) VALUES (%s, %s, %s, "
-        " coalesce(%s, (SELECT coalesce(max(position) + 1, 0) FROM group_members WHERE group_id = %s)))",
-        (target, user_id, penalty, position, target),
+        position = distribution.position("group", position)
+    distribution.insert_member(
+        conn, "group", "ring group", group_name, target, "user_id", user_id, penalty, position
     )
     events.emit(conn, "group_member", "created", group_id=target, group=group_name, user_id=user_id)
 
@@ -146,20 +109,12 @@ def update_member(
     target = group_id(conn, group_name)
     values: dict[str, int] = {}
     if penalty is not None:
-        values["penalty"] = validation.integer("group_member.penalty", penalty, minimum=0, maximum=99)
+        values["penalty"] = distribution.penalty("group", penalty)
     if position is not None:
-        values["position"] = validation.integer("group_member.position", position, minimum=0, maximum=9999)
+        values["position"] = distribution.position("group", position)
     if not values:
         return []
-    if (
-        conn.execute(
-            f"UPDATE group_members SET {', '.join(f'{c} = %s' for c in values)} "
-            "WHERE group_id = %s AND user_id = %s",
-            [*values.values(), target, user_id],
-        ).rowcount
-        == 0
-    ):
-        raise NotFound(f"user {user_id} is not a member of ring group {group_name!r}")
+    distribution.update_member(conn, "group", "ring group", group_name, target, "user_id", user_id, values)
     events.emit(
         conn,
         "group_member",
@@ -174,13 +129,7 @@ def update_member(
 
 def remove_member(conn: psycopg.Connection[Any], group_name: str, user_id: int) -> None:
     target = group_id(conn, group_name)
-    if (
-        conn.execute(
-            "DELETE FROM group_members WHERE group_id = %s AND user_id = %s", (target, user_id)
-        ).rowcount
-        == 0
-    ):
-        raise NotFound(f"user {user_id} is not a member of ring group {group_name!r}")
+    distribution.delete_member(conn, "group", "ring group", group_name, target, "user_id", user_id)
     events.emit(conn, "group_member", "deleted", group_id=target, group=group_name, user_id=user_id)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import psycopg
@@ -10,40 +10,28 @@ from psycopg.rows import dict_row
 
 from confdb import events, validation
 from confdb.validation import ValidationError
-from confdb.writer import destinations, extensions, references
-from confdb.writer.errors import Conflict, NotFound
+from confdb.writer import destinations, distribution
 
 # Every settable queue column with its validator; creation and update share this table.
-QUEUE_FIELDS: Mapping[str, Callable[[str, Any], Any]] = {
+QUEUE_FIELDS: Mapping[str, distribution.Checker] = {
     "name": validation.identifier,
     "display_name": lambda f, v: validation.text(f, v),
     "strategy": lambda f, v: validation.choice(f, v, validation.QUEUE_STRATEGIES),
-    "member_timeout": lambda f, v: validation.integer(f, v, minimum=1, maximum=600),
-    "retry_seconds": lambda f, v: validation.integer(f, v, minimum=0, maximum=600),
-    "wrapup_seconds": lambda f, v: validation.integer(f, v, minimum=0, maximum=3600),
-    "max_waiting": lambda f, v: validation.integer(f, v, minimum=0, maximum=10000),
-    "max_wait_seconds": lambda f, v: validation.integer(f, v, minimum=0, maximum=86400),
+    "member_timeout": distribution.bounded(1, 600),
+    "retry_seconds": distribution.bounded(0, 600),
+    "wrapup_seconds": distribution.bounded(0, 3600),
+    "max_waiting": distribution.bounded(0, 10000),
+    "max_wait_seconds": distribution.bounded(0, 86400),
     "music_class": validation.identifier,
     "announce_position": validation.boolean,
-    "weight": lambda f, v: validation.integer(f, v, minimum=0, maximum=100),
+    "weight": distribution.bounded(0, 100),
 }
 
-
-def validate_fields(values: Mapping[str, Any]) -> dict[str, Any]:
-    clean: dict[str, Any] = {}
-    for name, value in values.items():
-        checker = QUEUE_FIELDS.get(name)
-        if checker is None:
-            raise ValidationError(f"queue.{name}", "is not a queue setting")
-        clean[name] = checker(f"queue.{name}", value)
-    return clean
+validate_fields = distribution.field_validator(QUEUE_FIELDS, "queue", "queue")
 
 
 def queue_id(conn: psycopg.Connection[Any], name: str) -> int:
-    row = conn.execute("SELECT id FROM queues WHERE name = %s", (name,)).fetchone()
-    if row is None:
-        raise NotFound(f"queue {validation.shown(name)} does not exist")
-    return int(row[0])
+    return distribution.object_id(conn, "queue", "queue", name)
 
 
 def create_queue(
@@ -79,19 +67,7 @@ def create_queue(
             "weight": weight,
         }
     )
-    if conn.execute("SELECT 1 FROM queues WHERE name = %s", (values["name"],)).fetchone():
-        raise Conflict(f"queue {values['name']!r} already exists")
-    columns = list(values)
-    row = conn.execute(
-        f"INSERT INTO queues ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))}) RETURNING id",
-        list(values.values()),
-    ).fetchone()
-    assert row is not None
-    new_id = int(row[0])
-    events.emit(conn, "queue", "created", id=new_id, name=values["name"])
-    if exten is not None:
-        extensions.add_extension(conn, "queue", new_id, exten, context)
-    return new_id
+    return distribution.create_object(conn, "queue", "queue", values, exten, context)
 
 
 def update_queue(conn: psycopg.Connection[Any], name: str, /, **changes: Any) -> list[str]:
@@ -106,11 +82,7 @@ def update_queue(conn: psycopg.Connection[Any], name: str, /, **changes: Any) ->
 
 def delete_queue(conn: psycopg.Connection[Any], name: str) -> None:
     """Delete a queue with its extension and memberships; refused while an incall or schedule uses it."""
-    target = queue_id(conn, name)
-    with references.refusing_referenced(conn, "queue", target, f"queue {name!r}"):
-        extensions.remove_extensions(conn, "queue", target)
-        conn.execute("DELETE FROM queues WHERE id = %s", (target,))
-    events.emit(conn, "queue", "deleted", id=target, name=name)
+    distribution.delete_object(conn, "queue", "queue", name)
 
 
 def list_queues(conn: psycopg.Connection[Any], queue: int | None = None) -> list[dict[str, Any]]:
@@ -135,8 +107,8 @@ def _member(user_id: int | None, agent_id: int | None) -> tuple[str, int]:
     if (user_id is None) == (agent_id is None):
         raise ValidationError("queue_member.user_id", "give exactly one of a user and an agent")
     if user_id is not None:
-        return "user_id", validation.integer("queue_member.user_id", user_id, minimum=1, maximum=2**31 - 1)
-    return "agent_id", validation.integer("queue_member.agent_id", agent_id, minimum=1, maximum=2**31 - 1)
+        return "user_id", distribution.member_id("queue", "user_id", user_id)
+    return "agent_id", distribution.member_id("queue", "agent_id", agent_id)
 
 
 def add_member(
@@ -150,19 +122,8 @@ def add_member(
     """Add a user or an agent to a queue, after its current members (position = order for linear)."""
     target = queue_id(conn, queue_name)
     column, member = _member(user_id, agent_id)
-    penalty = validation.integer("queue_member.penalty", penalty, minimum=0, maximum=99)
-    table = "users" if column == "user_id" else "agents"
-    if not conn.execute(f"SELECT 1 FROM {table} WHERE id = %s", (member,)).fetchone():
-        raise NotFound(f"{column[:-3]} {member} does not exist")
-    if conn.execute(
-        f"SELECT 1 FROM queue_members WHERE queue_id = %s AND {column} = %s", (target, member)
-    ).fetchone():
-        raise Conflict(f"{column[:-3]} {member} is already a member of queue {queue_name!r}")
-    conn.execute(
-        f"INSERT INTO queue_members (queue_id, {column}, penalty, position) VALUES (%s, %s, %s, "
-        " (SELECT coalesce(max(position) + 1, 0) FROM queue_members WHERE queue_id = %s))",
-        (target, member, penalty, target),
-    )
+    penalty = distribution.penalty("queue", penalty)
+    distribution.insert_member(conn, "queue", "queue", queue_name, target, column, member, penalty)
     events.emit(conn, "queue_member", "created", queue_id=target, queue=queue_name, **{column: member})
 
 
@@ -176,15 +137,8 @@ def update_member(
 ) -> None:
     target = queue_id(conn, queue_name)
     column, member = _member(user_id, agent_id)
-    penalty = validation.integer("queue_member.penalty", penalty, minimum=0, maximum=99)
-    if (
-        conn.execute(
-            f"UPDATE queue_members SET penalty = %s WHERE queue_id = %s AND {column} = %s",
-            (penalty, target, member),
-        ).rowcount
-        == 0
-    ):
-        raise NotFound(f"{column[:-3]} {member} is not a member of queue {queue_name!r}")
+    values = {"penalty": distribution.penalty("queue", penalty)}
+    distribution.update_member(conn, "queue", "queue", queue_name, target, column, member, values)
     events.emit(
         conn,
         "queue_member",
@@ -201,13 +155,7 @@ def remove_member(
 ) -> None:
     target = queue_id(conn, queue_name)
     column, member = _member(user_id, agent_id)
-    if (
-        conn.execute(
-            f"DELETE FROM queue_members WHERE queue_id = %s AND {column} = %s", (target, member)
-        ).rowcount
-        == 0
-    ):
-        raise NotFound(f"{column[:-3]} {member} is not a member of queue {queue_name!r}")
+    distribution.delete_member(conn, "queue", "queue", queue_name, target, column, member)
     events.emit(conn, "queue_member", "deleted", queue_id=target, queue=queue_name, **{column: member})
 
 
